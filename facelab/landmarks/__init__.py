@@ -1,0 +1,1 @@
+"""landmarks room."""

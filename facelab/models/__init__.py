@@ -1,0 +1,1 @@
+"""Swap models behind one registry."""

@@ -1,0 +1,1 @@
+"""Small shared helpers: registry, device selection, atomic writes, configs."""
