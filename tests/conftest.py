@@ -45,3 +45,67 @@ def ws(tmp_path: Path):
     w = Workspace(tmp_path / "workspace")
     w.init()
     return w
+
+
+def _dlib_models():
+    import dlib
+    import face_recognition_models
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+
+
+def _dlib_landmarks(image: np.ndarray, models) -> np.ndarray | None:
+    """68 landmarks (frame pixels) of the highest-scoring dlib HOG detection, or None."""
+    detector, predictor = models
+    boxes, scores, _ = detector.run(image, 1, 0.0)
+    if not boxes:
+        return None
+    best = boxes[int(np.argmax(scores))]
+    shape = predictor(image, best)
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+
+def _write_aligned_variants(image: np.ndarray, folder: Path, stem: str, n: int, size: int, seed: int,
+                            models) -> int:
+    """Write ``n`` aligned full faces of ``image`` under random rotation/scale/shift/flip of the frame."""
+    import cv2
+
+    from facelab.align import face_transform, transform_points, warp_to_face
+    from facelab.workspace.faces import FaceMeta, write_face
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = image.shape[:2]
+    written = 0
+    for i in range(n):
+        frame = image[:, ::-1].copy() if i % 2 else image
+        if i:
+            rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-12, 12), rng.uniform(0.85, 1.15))
+            rot[:, 2] += rng.uniform(-0.05, 0.05, 2) * (w, h)
+            frame = cv2.warpAffine(frame, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
+        lm = _dlib_landmarks(frame, models)
+        if lm is None:
+            continue
+        mat = face_transform(lm, size, "full")
+        meta = FaceMeta.create(source_frame=f"data/{stem}_{i:02d}.png", frame_size=(w, h), face_index=0,
+                               face_type="full", size=size, box=(*lm.min(0), *lm.max(0)), landmarks_frame=lm,
+                               landmarks_face=transform_points(lm, mat), matrix=mat, detector="dlib_hog",
+                               landmarks_backend="dlib68")
+        write_face(folder / f"{stem}_{i:02d}_0.jpg", warp_to_face(frame, mat, size), meta)
+        written += 1
+    return written
+
+
+@pytest.fixture(scope="session")
+def aligned_faceset(tmp_path_factory, astronaut, grace_hopper) -> tuple[Path, Path]:
+    """A small real faceset: (src_dir, dst_dir) of aligned full faces (128 px JPEG face files with metadata).
+
+    src = the astronaut, dst = Grace Hopper; 8 variants each (flips, rotation, scale, shift of the frame), every
+    one detected and landmarked by dlib and aligned by ``facelab.align``.
+    """
+    root = tmp_path_factory.mktemp("faceset")
+    src, dst = root / "src", root / "dst"
+    models = _dlib_models()
+    assert _write_aligned_variants(astronaut, src, "astronaut", 8, 128, seed=1, models=models) >= 6
+    assert _write_aligned_variants(grace_hopper, dst, "hopper", 8, 128, seed=2, models=models) >= 6
+    return src, dst

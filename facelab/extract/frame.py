@@ -1,0 +1,141 @@
+"""One frame: detect (retrying quarter turns), landmarks, plausibility checks, identity filter, largest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facelab.align.geometry import face_transform, matrix_scale, template_matrix, transform_points, warp_to_face
+from facelab.align.template import TEMPLATE_33, TEMPLATE_INDICES
+from facelab.detect import create_detector
+from facelab.detect.base import Detection
+from facelab.extract.config import ExtractConfig
+from facelab.extract.rotate import box_back, rotate_image, rotation_back
+from facelab.landmarks import DlibIdentity, create_landmarks
+
+ROTATIONS = (0, 90, 270, 180)  # DeepFaceLab's retry order
+MIN_FRAME_SIDE = 32  # smaller frames cannot hold a face of the minimum size
+RECHECK_SIZE = 160  # aligned full-face crop the HOG re-check runs on
+MAX_AREA_RATIO = 4.0  # full-face crop area / detector box area (DeepFaceLab's sanity rule)
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """A face accepted in one frame: box and 68 landmarks in frame pixels, plus its scores."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray = field(repr=False)
+    score: float
+    fit: float
+    residual: float
+    rotation: int = 0
+    identity_distance: float | None = None
+
+    @property
+    def area(self) -> float:
+        return max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True)
+class FrameFaces:
+    """Faces of one frame (largest first) and how many candidates were rejected, by reason."""
+
+    faces: tuple[FoundFace, ...]
+    frame_size: tuple[int, int]
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+def template_residual(landmarks: np.ndarray) -> float:
+    """RMS distance (template units: face width ~1) of the 33 alignment points from the fitted mean face."""
+    fitted = transform_points(landmarks[list(TEMPLATE_INDICES)], template_matrix(landmarks))
+    return float(np.sqrt(((fitted - TEMPLATE_33) ** 2).sum(1).mean()))
+
+
+class FaceFinder:
+    """Holds the loaded backends (one per process) and finds the faces of frames."""
+
+    def __init__(self, cfg: ExtractConfig, reference: np.ndarray | None = None) -> None:
+        import dlib
+
+        self.cfg = cfg
+        self.detector = create_detector(cfg.detector, min_face=cfg.min_face)
+        self.landmarker = create_landmarks(cfg.landmarks)
+        self._recheck = dlib.get_frontal_face_detector()
+        self.identity = DlibIdentity() if reference is not None else None
+        self.reference = reference
+
+    def recheck_score(self, image: np.ndarray, landmarks: np.ndarray) -> float:
+        """Best dlib-HOG score on the aligned full-face crop (-2 when nothing fires): does it look like a face?"""
+        crop = warp_to_face(image, face_transform(landmarks, RECHECK_SIZE, "full"), RECHECK_SIZE)
+        _, scores, _ = self._recheck.run(crop, 0, -2.0)
+        return float(max(scores)) if len(scores) else -2.0
+
+    def _candidates(self, image: np.ndarray) -> tuple[list[Detection], np.ndarray, int]:
+        turns = ROTATIONS if self.cfg.rotations else (0,)
+        for deg in turns:
+            rotated = rotate_image(image, deg)
+            dets = self.detector.detect(rotated)
+            if dets:
+                return dets, rotated, deg
+        return [], image, 0
+
+    def _check(self, image: np.ndarray, det: Detection, lm: np.ndarray, box) -> tuple[str | None, float, float]:
+        """(reason to reject or None, fit, residual) for one detection with landmarks in frame pixels."""
+        if not np.all(np.isfinite(lm)):
+            return "landmarks", -2.0, np.inf
+        residual = template_residual(lm)
+        if residual > self.cfg.max_residual:
+            return "landmarks", -2.0, residual
+        side = 1.0 / matrix_scale(face_transform(lm, 1, "full"))
+        area = max(1.0, (box[2] - box[0]) * (box[3] - box[1]))
+        if side * side > MAX_AREA_RATIO * area:
+            return "landmarks", -2.0, residual
+        fit = self.recheck_score(image, lm) + float(np.clip(det.score, 0.0, 1.0))
+        if fit < self.cfg.min_fit:
+            return "not_a_face", fit, residual
+        return None, fit, residual
+
+    def find(self, image: np.ndarray) -> FrameFaces:
+        """Faces in uint8 RGB ``image``; a frame too small for a face gives none."""
+        h, w = image.shape[:2]
+        rejected: dict[str, int] = {}
+        if min(h, w) < max(MIN_FRAME_SIDE, self.cfg.min_face):
+            return FrameFaces((), (w, h), {"tiny_frame": 1})
+        dets, rotated, deg = self._candidates(image)
+        back = rotation_back(deg, w, h)
+        faces = []
+        for det in dets:
+            box = box_back(det.box, back)
+            if min(box[2] - box[0], box[3] - box[1]) < self.cfg.min_face:
+                rejected["small"] = rejected.get("small", 0) + 1
+                continue
+            lm = transform_points(self.landmarker.landmarks(rotated, det.box), back)
+            reason, fit, residual = self._check(image, det, lm, box)
+            dist = None
+            if reason is None and self.identity is not None:
+                dist = float(np.linalg.norm(self.identity.embed(image, lm) - self.reference))
+                reason = "other_identity" if dist > self.cfg.reference_threshold else None
+            if reason is not None:
+                rejected[reason] = rejected.get(reason, 0) + 1
+                continue
+            faces.append(FoundFace(box, lm, float(det.score), fit, residual, deg, dist))
+        faces.sort(key=lambda f: f.area, reverse=True)
+        if self.cfg.max_faces > 0:
+            if len(faces) > self.cfg.max_faces:
+                rejected["max_faces"] = len(faces) - self.cfg.max_faces
+            faces = faces[: self.cfg.max_faces]
+        return FrameFaces(tuple(faces), (w, h), rejected)
+
+
+def reference_embedding(path: str, cfg: ExtractConfig) -> np.ndarray:
+    """128-D identity of the largest face in the reference image ``path`` (FacelabError when it has none)."""
+    from facelab.errors import FacelabError
+    from facelab.workspace import read_image
+
+    image = read_image(path)
+    finder = FaceFinder(cfg)
+    found = finder.find(image)
+    if not found.faces:
+        raise FacelabError(f"no face found in reference image {path}; use a clear, frontal photo of the person")
+    return DlibIdentity().embed(image, found.faces[0].landmarks)

@@ -1,0 +1,268 @@
+"""The extract stage: frames folder -> aligned face files, in parallel, resumable."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from facelab.align.smooth import smooth_landmarks
+from facelab.errors import FacelabError
+from facelab.extract.config import ExtractConfig
+from facelab.extract.frame import FaceFinder, FrameFaces, reference_embedding
+from facelab.extract.state import faces_by_frame, load_state, save_state
+from facelab.extract.writer import write_debug, write_faces
+from facelab.workspace.images import list_images, read_image
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., None]
+STATE_EVERY = 10  # frames between state-file writes
+FRAME_ERRORS = (FacelabError, OSError, ValueError, RuntimeError, cv2.error)
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """Counts of one extract run."""
+
+    frames: int  # frames in the input folder
+    processed: int
+    faces: int
+    no_face: int
+    multi_face: int
+    errors: int
+    skipped: int  # finished earlier (resumed)
+    rejected: int  # detections dropped by the checks
+    seconds: float
+    error_files: tuple[str, ...] = ()
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        d["seconds"] = round(self.seconds, 2)
+        d["error_files"] = ", ".join(self.error_files[:5]) + (" ..." if len(self.error_files) > 5 else "")
+        return d
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """What happened to one frame (sent back from a worker)."""
+
+    source_frame: str
+    written: int
+    found: FrameFaces | None = None
+    error: str | None = None
+    rejected: int = 0
+
+
+@dataclass
+class _Tally:
+    processed: int = 0
+    faces: int = 0
+    no_face: int = 0
+    multi_face: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+# --- per-frame work (runs in the parent or in a worker process) -------------------------------------------------
+
+@dataclass(frozen=True)
+class _Job:
+    path: Path
+    source_frame: str
+    write: bool
+    aligned_dir: Path
+    debug_dir: Path | None
+
+
+def _process(finder: FaceFinder, job: _Job) -> FrameOutcome:
+    try:
+        image = read_image(job.path)
+        found = finder.find(image)
+        rejected = sum(found.rejected.values())
+        if not job.write:
+            return FrameOutcome(job.source_frame, 0, found, rejected=rejected)
+        write_faces(image, found.faces, job.source_frame, job.aligned_dir, finder.cfg)
+        if job.debug_dir is not None:
+            write_debug(image, found.faces, job.path.stem, job.debug_dir, finder.cfg)
+        return FrameOutcome(job.source_frame, len(found.faces), found, rejected=rejected)
+    except FRAME_ERRORS as exc:
+        return FrameOutcome(job.source_frame, 0, None, error=f"{job.path.name}: {exc}")
+
+
+_WORKER_FINDER: list[FaceFinder] = []  # process-local: each worker loads its models once
+
+
+def _init_worker(cfg: ExtractConfig, reference: np.ndarray | None) -> None:
+    cv2.setNumThreads(1)
+    _WORKER_FINDER.append(FaceFinder(cfg, reference))
+
+
+def _work(job: _Job) -> FrameOutcome:
+    return _process(_WORKER_FINDER[0], job)
+
+
+def _run_jobs(jobs: list[_Job], cfg: ExtractConfig, reference: np.ndarray | None) -> Iterator[FrameOutcome]:
+    if not jobs:
+        return
+    n = resolve_workers(cfg.workers, len(jobs))
+    if n <= 1:
+        finder = FaceFinder(cfg, reference)
+        for job in jobs:
+            yield _process(finder, job)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(cfg, reference)) as pool:
+        yield from pool.map(_work, jobs, chunksize=2)
+
+
+def resolve_workers(workers: int, jobs: int) -> int:
+    """0 = one process per core (at most 8); never more processes than jobs."""
+    n = workers if workers > 0 else min(8, os.cpu_count() or 1)
+    return max(1, min(n, jobs))
+
+
+# --- smoothing of single-face runs -------------------------------------------------------------------------------
+
+def smooth_runs(order: list[str], found: dict[str, FrameFaces], cfg: ExtractConfig) -> dict[str, FrameFaces]:
+    """Smooth landmarks over runs of consecutive frames (in ``order``) that each hold exactly one face."""
+    params = {"window": cfg.smooth_window} if cfg.smooth_method == "savgol" else {}
+    out = dict(found)
+    run: list[str] = []
+    for name in order + [""]:
+        ff = found.get(name)
+        if ff is not None and len(ff.faces) == 1:
+            run.append(name)
+            continue
+        if len(run) >= 3:
+            seq = np.stack([found[n].faces[0].landmarks for n in run])
+            smoothed = smooth_landmarks(seq, cfg.smooth_method, **params)
+            for n, lm in zip(run, smoothed):
+                out[n] = replace(found[n], faces=(replace(found[n].faces[0], landmarks=lm),))
+        run = []
+    return out
+
+
+# --- the stage ---------------------------------------------------------------------------------------------------
+
+def _source_name(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _retire_old_faces(existing: dict[str, list[Path]], frames: set[str], aligned_dir: Path) -> None:
+    """``--force``: move earlier face files of the frames about to be redone to ``<aligned>_trash`` (never delete)."""
+    trash = aligned_dir.parent / f"{aligned_dir.name}_trash"
+    for name, paths in existing.items():
+        if name not in frames:
+            continue
+        trash.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            dest = trash / p.name
+            k = 1
+            while dest.exists():
+                dest = trash / f"{p.stem}.{k}{p.suffix}"
+                k += 1
+            shutil.move(str(p), str(dest))
+
+
+def _plan(frames_dir: Path, aligned_dir: Path, root: Path, force: bool) -> tuple[list[Path], list[Path], dict]:
+    """(all frames, frames to do, state) after resume bookkeeping."""
+    if not frames_dir.is_dir():
+        raise FacelabError(f"frames folder {frames_dir} does not exist; extract frames first "
+                           "(`python main.py video extract`) or pass --input")
+    frames = list_images(frames_dir)
+    names = {p: _source_name(p, root) for p in frames}
+    existing = faces_by_frame(aligned_dir)
+    state = {} if force else load_state(aligned_dir)
+    if force:
+        _retire_old_faces(existing, set(names.values()), aligned_dir)
+        existing = {}
+    done = set(state) | set(existing)
+    for name, paths in existing.items():
+        state.setdefault(name, len(paths))
+    return frames, [p for p in frames if names[p] not in done], state
+
+
+def _tally(t: _Tally, o: FrameOutcome, state: dict[str, int], count_faces: bool) -> None:
+    t.processed += 1
+    t.rejected += o.rejected
+    if o.error is not None:
+        t.errors.append(o.error)
+        log.warning("frame failed: %s", o.error)
+        return
+    n = len(o.found.faces) if o.found is not None else o.written
+    t.no_face += n == 0
+    t.multi_face += n > 1
+    if count_faces:
+        t.faces += o.written
+        state[o.source_frame] = o.written
+
+
+def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike, cfg: ExtractConfig,
+                  progress: Progress | None = None, *, source_root: str | os.PathLike | None = None,
+                  debug_dir: str | os.PathLike | None = None, force: bool = False) -> ExtractResult:
+    """Detect, align and write every face of the frames in ``frames_dir`` into ``aligned_dir``.
+
+    Face files are named ``<frame_stem>_<i>`` (largest face first) and record ``source_frame`` relative to
+    ``source_root`` (default: the parent of ``frames_dir``, i.e. the workspace). Finished frames are skipped
+    unless ``force``. ``progress(n, **postfix)`` is called once per frame.
+    """
+    t0 = time.perf_counter()
+    frames_dir, aligned_dir = Path(frames_dir), Path(aligned_dir)
+    root = Path(source_root) if source_root is not None else frames_dir.parent
+    frames, todo, state = _plan(frames_dir, aligned_dir, root, force)
+    aligned_dir.mkdir(parents=True, exist_ok=True)
+    dbg = None
+    if cfg.debug:
+        dbg = Path(debug_dir) if debug_dir is not None else aligned_dir.parent / "aligned_debug"
+        dbg.mkdir(parents=True, exist_ok=True)
+    reference = reference_embedding(cfg.reference, cfg) if cfg.reference and todo else None
+    jobs = [_Job(p, _source_name(p, root), not cfg.smooth, aligned_dir, dbg) for p in todo]
+    tally = _Tally()
+    found: dict[str, FrameFaces] = {}
+    try:
+        for i, outcome in enumerate(_run_jobs(jobs, cfg, reference)):
+            _tally(tally, outcome, state, count_faces=not cfg.smooth)
+            if cfg.smooth and outcome.found is not None:
+                found[outcome.source_frame] = outcome.found
+            if not cfg.smooth and i % STATE_EVERY == STATE_EVERY - 1:
+                save_state(aligned_dir, state)
+            if progress is not None:
+                progress(1, faces=tally.faces if not cfg.smooth else sum(len(f.faces) for f in found.values()))
+        if cfg.smooth:
+            tally.faces += _write_smoothed(jobs, found, cfg, state, dbg)
+    finally:
+        save_state(aligned_dir, state)
+    return ExtractResult(len(frames), tally.processed, tally.faces, tally.no_face, tally.multi_face,
+                         len(tally.errors), len(frames) - len(todo), tally.rejected, time.perf_counter() - t0,
+                         tuple(tally.errors))
+
+
+def _write_smoothed(jobs: list[_Job], found: dict[str, FrameFaces], cfg: ExtractConfig, state: dict[str, int],
+                    dbg: Path | None) -> int:
+    """Second pass of ``--smooth``: smooth single-face runs, then align and write every frame's faces."""
+    smoothed = smooth_runs([j.source_frame for j in jobs], found, cfg)
+    written = 0
+    for job in jobs:
+        ff = smoothed.get(job.source_frame)
+        if ff is None:
+            continue
+        image = read_image(job.path)
+        written += len(write_faces(image, ff.faces, job.source_frame, job.aligned_dir, cfg))
+        if dbg is not None:
+            write_debug(image, ff.faces, job.path.stem, dbg, cfg)
+        state[job.source_frame] = len(ff.faces)
+    return written
+
+

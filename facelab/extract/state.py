@@ -1,0 +1,48 @@
+"""Resume bookkeeping: which frames are finished (face files present, or recorded in ``.extract_state.json``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from facelab.errors import FaceFileError
+from facelab.utils.atomic import atomic_write_text
+from facelab.workspace.faces import list_faces, read_meta
+
+STATE_NAME = ".extract_state.json"
+STATE_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+def load_state(aligned_dir: Path) -> dict[str, int]:
+    """Recorded frames -> number of faces written (0 for frames with no face). Unreadable state counts as empty."""
+    path = Path(aligned_dir) / STATE_NAME
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+        frames = doc["frames"]
+        if not isinstance(frames, dict):
+            raise TypeError("frames is not an object")
+        return {str(k): int(v) for k, v in frames.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring unreadable %s (%s); finished frames are found from the face files", path, exc)
+        return {}
+
+
+def save_state(aligned_dir: Path, frames: dict[str, int]) -> None:
+    doc = {"version": STATE_VERSION, "frames": dict(sorted(frames.items()))}
+    atomic_write_text(Path(aligned_dir) / STATE_NAME, json.dumps(doc, indent=0))
+
+
+def faces_by_frame(aligned_dir: Path) -> dict[str, list[Path]]:
+    """Face files in ``aligned_dir`` grouped by their source frame (from metadata, so renamed files count)."""
+    out: dict[str, list[Path]] = {}
+    for path in list_faces(aligned_dir):
+        try:
+            meta = read_meta(path)
+        except FaceFileError:
+            continue
+        out.setdefault(meta.source_frame, []).append(path)
+    return out

@@ -1,0 +1,77 @@
+"""Turn found faces into face files (aligned crop + metadata) and debug frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelab.align.geometry import face_transform, transform_points, warp_to_face
+from facelab.align.pose import estimate_pose
+from facelab.extract.config import ExtractConfig
+from facelab.extract.frame import FoundFace
+from facelab.workspace.faces import FaceMeta, write_face
+from facelab.workspace.images import write_image
+
+
+def face_name(frame_stem: str, index: int, fmt: str) -> str:
+    return f"{frame_stem}_{index}.{fmt}"
+
+
+def build_meta(face: FoundFace, index: int, source_frame: str, frame_size: tuple[int, int],
+               cfg: ExtractConfig) -> tuple[FaceMeta, np.ndarray]:
+    """Metadata and frame->face matrix of one face."""
+    mat = face_transform(face.landmarks, cfg.size, cfg.face_type)
+    lm_face = transform_points(face.landmarks, mat)
+    pitch, yaw, roll = estimate_pose(lm_face, cfg.size)
+    extra = {"score": round(face.score, 4), "fit": round(face.fit, 4), "residual": round(face.residual, 5),
+             "pitch": round(pitch, 5), "yaw": round(yaw, 5), "roll": round(roll, 5), "rotation": face.rotation}
+    if face.identity_distance is not None:
+        extra["identity_distance"] = round(face.identity_distance, 4)
+    meta = FaceMeta.create(
+        source_frame=source_frame, frame_size=frame_size, face_index=index, face_type=cfg.face_type,
+        size=cfg.size, box=face.box, landmarks_frame=face.landmarks, landmarks_face=lm_face, matrix=mat,
+        detector=cfg.detector, landmarks_backend=cfg.landmarks, extra=extra,
+    )
+    return meta, mat
+
+
+def write_faces(image: np.ndarray, faces: tuple[FoundFace, ...], source_frame: str, aligned_dir: Path,
+                cfg: ExtractConfig) -> list[Path]:
+    """Write ``<frame_stem>_<i>.<fmt>`` for each face (largest first = index 0); returns the paths."""
+    stem = Path(source_frame).stem
+    h, w = image.shape[:2]
+    out = []
+    for i, face in enumerate(faces):
+        meta, mat = build_meta(face, i, source_frame, (w, h), cfg)
+        path = aligned_dir / face_name(stem, i, cfg.image_format)
+        write_face(path, warp_to_face(image, mat, cfg.size), meta, quality=cfg.jpeg_quality)
+        out.append(path)
+    return out
+
+
+def draw_debug(image: np.ndarray, faces: tuple[FoundFace, ...], cfg: ExtractConfig) -> np.ndarray:
+    """Copy of the frame with each detector box (blue), 68 landmarks (green) and face-type crop (red) drawn."""
+    canvas = image.copy()
+    thick = max(1, round(max(image.shape[:2]) / 500))
+    for face in faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 128, 255), thick)
+        for x, y in face.landmarks:
+            cv2.circle(canvas, (int(round(x)), int(round(y))), thick, (0, 255, 0), -1)
+        mat = face_transform(face.landmarks, cfg.size, cfg.face_type)
+        s = float(cfg.size)
+        square = transform_points(np.array([[0, 0], [s, 0], [s, s], [0, s]]), mat, invert=True)
+        cv2.polylines(canvas, [np.round(square).astype(np.int32)], True, (255, 0, 0), thick)
+        # the top edge is drawn thicker so an upside-down alignment is obvious
+        cv2.line(canvas, tuple(np.round(square[0]).astype(int)), tuple(np.round(square[1]).astype(int)),
+                 (255, 0, 0), thick * 3)
+    return canvas
+
+
+def write_debug(image: np.ndarray, faces: tuple[FoundFace, ...], frame_stem: str, debug_dir: Path,
+                cfg: ExtractConfig) -> Path:
+    path = debug_dir / f"{frame_stem}.jpg"
+    write_image(path, draw_debug(image, faces, cfg), quality=90)
+    return path

@@ -1,0 +1,194 @@
+"""Mask stages on a workspace: train the occluder learner on a side's faces, apply it, remove stored masks.
+
+The model lives in ``model/mask_<method>/`` (config.json + ckpt_last.pt, atomic, ``weights_only`` loading). Masks
+are stored in each face file as a named :class:`MaskRecord` (metadata only; pixels untouched).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from facelab.align import hull_mask
+from facelab.errors import FaceFileError, FacelabError
+from facelab.masks.learner import (MaskLearnConfig, RefineNet, hull_minus, mask_iou, occluder_score, pick_threshold,
+                                   refine, synth_batch, to_tensor, train_occluder_learner, train_refiner)
+from facelab.masks.occluders import background_crops
+from facelab.utils.atomic import atomic_path, atomic_write_text
+from facelab.workspace import Workspace
+from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, update_meta
+from facelab.workspace.images import read_image
+from facelab.wsol.models import create_wsol_model
+
+log = logging.getLogger(__name__)
+Progress = Callable[..., None]
+FORMAT_VERSION = 1
+MASK_STORE_MAX = 256  # stored masks are at most this many pixels wide
+
+
+@dataclass(frozen=True)
+class MaskModel:
+    learner: torch.nn.Module
+    refiner: RefineNet | None
+    threshold: float
+    cfg: MaskLearnConfig
+
+
+def package_sources() -> list[np.ndarray]:
+    """Occluder textures that ship with scikit-image (float32 HWC [0,1])."""
+    from skimage import data
+
+    return [im.astype(np.float32) / 255.0 for im in (data.coffee(), data.chelsea(), data.rocket())]
+
+
+def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generator):
+    """Faces (N,S,S,3), hulls (N,S,S), background crops of their frames (sources) and the face paths."""
+    paths = list_faces(ws.aligned(side))  # type: ignore[arg-type]
+    faces, hulls, bg, used = [], [], [], []
+    frames_seen: set[str] = set()
+    for p in paths:
+        try:
+            face = read_face(p)
+        except FaceFileError as exc:
+            log.warning("skipped %s", exc)
+            continue
+        meta = face.meta
+        faces.append(cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+        hulls.append(hull_mask(meta.lm_face * (size / meta.size), size))
+        used.append(p)
+        frame = ws.resolve(meta.source_frame)
+        if meta.source_frame not in frames_seen and frame.is_file() and len(frames_seen) < 200:
+            frames_seen.add(meta.source_frame)
+            bg += background_crops(read_image(frame).astype(np.float32) / 255.0, meta.box, 96, rng, 1)
+    if len(faces) < 4:
+        raise FacelabError(f"{ws.aligned(side)} has {len(faces)} readable face files; run `extract` first "
+                           "(the mask learner needs at least 4 faces)")
+    return np.stack(faces), np.stack(hulls), bg, used
+
+
+def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: torch.device,
+                     progress: Progress | None = None) -> dict:
+    """Train on ``side``'s faces (80 %), pick the threshold on the rest with synthetic pastes, save the model."""
+    rng = np.random.default_rng(cfg.seed)
+    faces, hulls, bg, _ = load_side_faces(ws, side, cfg.size, rng)
+    order = rng.permutation(len(faces))
+    n_val = max(2, len(faces) // 5)
+    val, train = order[:n_val], order[n_val:]
+    sources = package_sources() + bg
+    t0 = time.time()
+    learner = train_occluder_learner(faces[train], hulls[train], sources, cfg, device, progress)
+    vx, _, vo, vh = synth_batch(faces[val], hulls[val], sources, np.random.default_rng(cfg.seed + 7), 64)
+    xs = to_tensor(vx, device)
+    scores = occluder_score(learner, xs)[:, 0].cpu().numpy()
+    t = pick_threshold(scores, vh, vh * (1 - vo))
+    val_iou = float(mask_iou(hull_minus(vh, scores, t), vh * (1 - vo)).mean())
+    refiner, ref_iou = None, None
+    if cfg.refine_steps > 0:
+        refiner = train_refiner(learner, t, faces[train], hulls[train], sources, cfg, device, progress)
+        ref = refine(refiner, xs, torch.from_numpy(vh)[:, None].to(device))[:, 0].cpu().numpy()
+        ref_iou = float(mask_iou(ref, vh * (1 - vo)).mean())
+        if ref_iou <= val_iou:  # keep the refiner only when it helps on the validation pastes
+            refiner = None
+    out = ws.model(f"mask_{cfg.method}")
+    save_mask_model(out, learner, refiner, t, cfg, {"faces": len(faces), "val_iou": val_iou, "val_iou_refined": ref_iou,
+                                                    "seconds": round(time.time() - t0, 1)})
+    return {"model": str(out), "faces": len(faces), "threshold": t, "val_iou": round(val_iou, 4),
+            "val_iou_refined": None if ref_iou is None else round(ref_iou, 4), "refiner_used": refiner is not None}
+
+
+def save_mask_model(out: Path, learner, refiner, t: float, cfg: MaskLearnConfig, info: dict) -> None:
+    state = {"format_version": FORMAT_VERSION, "kind": "mask", "cfg": asdict(cfg), "threshold": float(t),
+             "learner": learner.state_dict(), "refiner": refiner.state_dict() if refiner is not None else {}}
+    with atomic_path(Path(out) / "ckpt_last.pt") as tmp:
+        torch.save(state, tmp)
+    doc = {"format_version": FORMAT_VERSION, "kind": "mask", "cfg": asdict(cfg), "threshold": float(t), **info,
+           "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    atomic_write_text(Path(out) / "config.json", json.dumps(doc, indent=2))
+
+
+def load_mask_model(out: Path, device: torch.device) -> MaskModel:
+    path = Path(out) / "ckpt_last.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FacelabError(f"no mask model {path}; run `mask train` first") from None
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        raise FacelabError(f"{path} is not a readable mask model ({exc}); run `mask train --force`") from exc
+    if not isinstance(state, dict) or state.get("kind") != "mask" or state.get("format_version") != FORMAT_VERSION:
+        raise FacelabError(f"{path} is not a facelab mask model; run `mask train`")
+    cfg = MaskLearnConfig(**state["cfg"])
+    learner = create_wsol_model(cfg.arch)
+    learner.load_state_dict(state["learner"])
+    refiner = None
+    if state["refiner"]:
+        refiner = RefineNet()
+        refiner.load_state_dict(state["refiner"])
+        refiner = refiner.to(device).eval()
+    return MaskModel(learner.to(device).eval(), refiner, float(state["threshold"]), cfg)
+
+
+@torch.no_grad()
+def face_mask(model: MaskModel, image: np.ndarray, lm_face: np.ndarray, device: torch.device) -> np.ndarray:
+    """Visible-face mask of one face image (uint8 RGB, R x R): the hull at full resolution minus the occluder
+    region found at the learner's size. float32 (R,R) in {0,1}."""
+    r, s = image.shape[0], model.cfg.size
+    small = cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    hull_s = hull_mask(lm_face * (s / r), s)
+    x = to_tensor(small[None], device)
+    if model.refiner is not None:
+        keep = refine(model.refiner, x, torch.from_numpy(hull_s)[None, None].to(device))[0, 0].cpu().numpy() >= 0.5
+    else:
+        keep = occluder_score(model.learner, x)[0, 0].cpu().numpy() <= model.threshold
+    occ = (hull_s * (1 - keep)).astype(np.float32)
+    occ_full = cv2.resize(occ, (r, r), interpolation=cv2.INTER_LINEAR)
+    return (hull_mask(lm_face, r) * (occ_full < 0.5)).astype(np.float32)
+
+
+def apply_masks(ws: Workspace, side: str, method: str, name: str, device: torch.device, force: bool = False,
+                progress: Progress | None = None) -> dict:
+    """Store mask ``name`` in every face file of ``side`` (faces that have it are skipped unless ``force``)."""
+    model = load_mask_model(ws.model(f"mask_{method}"), device)
+    done = skipped = errors = 0
+    for p in list_faces(ws.aligned(side)):  # type: ignore[arg-type]
+        try:
+            if not force and read_meta(p).mask(name) is not None:
+                skipped += 1
+                continue
+            face = read_face(p)
+            mask = face_mask(model, face.image, face.meta.lm_face, device)
+            store = min(face.meta.size, MASK_STORE_MAX)
+            small = cv2.resize(mask, (store, store), interpolation=cv2.INTER_AREA) if store != mask.shape[0] else mask
+            update_meta(p, face.meta.with_mask(MaskRecord.from_array(name, method, small, face.meta.size)))
+            done += 1
+        except FaceFileError as exc:
+            log.warning("skipped %s", exc)
+            errors += 1
+        if progress:
+            progress(1)
+    return {"masked": done, "skipped": skipped, "errors": errors}
+
+
+def remove_masks(ws: Workspace, side: str, name: str, progress: Progress | None = None) -> dict:
+    """Remove mask ``name`` from every face file of ``side`` (other masks and pixels untouched)."""
+    removed = 0
+    for p in list_faces(ws.aligned(side)):  # type: ignore[arg-type]
+        try:
+            meta = read_meta(p)
+        except FaceFileError as exc:
+            log.warning("skipped %s", exc)
+            continue
+        if meta.mask(name) is not None:
+            update_meta(p, meta.without_mask(name))
+            removed += 1
+        if progress:
+            progress(1)
+    return {"removed": removed}

@@ -1,0 +1,219 @@
+"""AMP ("amplifier"): one encoder with a dense code, two inters (src, dst) and one decoder; the src code mixes
+channels of both inters (morph factor), and the swap takes the first ``morph_value`` share of channels from
+``inter_src`` and the rest from ``inter_dst``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from facelab.align.geometry import canonical_face_type
+from facelab.models.base import StepResult, SwapModel
+from facelab.models.common import autocast, average_grads_across_processes, coerce_arch, loss_values, \
+    all_finite, optimizer_step
+from facelab.models.optim import make_optimizer
+from facelab.models.saehd import losses as L
+from facelab.models.saehd.archi import Decoder, Encoder, init_weights
+from facelab.models.saehd.model import GANMixin
+from facelab.train.batch import Batch
+from facelab.train.options import TrainOptions
+
+AMP_FACE_TYPES = ("full", "whole_face", "head")
+
+
+@dataclass(frozen=True)
+class AMPArch:
+    """AMP architecture; ``resolution`` a multiple of 32."""
+
+    resolution: int = 224
+    face_type: str = "whole_face"
+    ae_dims: int = 256
+    inter_dims: int = 1024
+    e_dims: int = 64
+    d_dims: int = 64
+    d_mask_dims: int = 22
+
+    def __post_init__(self) -> None:
+        if self.resolution < 32 or self.resolution % 32:
+            raise ValueError(f"resolution {self.resolution} must be a positive multiple of 32")
+        ft = canonical_face_type(self.face_type)
+        if ft not in AMP_FACE_TYPES:
+            raise ValueError(f"AMP face_type must be one of {', '.join(AMP_FACE_TYPES)}, not {self.face_type!r}")
+        object.__setattr__(self, "face_type", ft)
+        for name in ("ae_dims", "inter_dims", "e_dims", "d_dims", "d_mask_dims"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+class AMPEncoder(nn.Module):
+    """(B, 3, R, R) -> (B, ae_dims): 5 downscales with residual blocks after the 1st and 5th, pixel norm, Dense."""
+
+    def __init__(self, resolution: int, e_ch: int, ae_dims: int) -> None:
+        super().__init__()
+        self.convs = Encoder(resolution, e_ch, frozenset("tu"))
+        self.dense = nn.Linear(self.convs.out_features, ae_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.convs(x))
+
+
+class AMPInter(nn.Module):
+    """(B, ae_dims) -> Dense -> (B, inter_dims, R/32, R/32)."""
+
+    def __init__(self, ae_dims: int, inter_dims: int, res: int) -> None:
+        super().__init__()
+        self.shape = (inter_dims, res, res)
+        self.dense = nn.Linear(ae_dims, inter_dims * res * res)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(x).view(-1, *self.shape)
+
+
+def morph_masks(batch: int, channels: int, factor: float, device: torch.device,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, C, 1, 1) binary masks, each with exactly int(C * factor) ones at random channels."""
+    ranks = torch.rand(batch, channels, device=device, generator=generator).argsort(dim=1).argsort(dim=1)
+    return (ranks < int(channels * factor)).float()[..., None, None]
+
+
+def swap_channel_mask(channels: int, morph_value: torch.Tensor | float, device: torch.device) -> torch.Tensor:
+    """(1, C, 1, 1): 1 for the first floor(C * morph_value) channels (export-friendly form of a slice)."""
+    if isinstance(morph_value, torch.Tensor):
+        value = morph_value.reshape(()).float()
+    else:
+        value = torch.tensor(float(morph_value), device=device)
+    k = torch.floor(value * channels)
+    return (torch.arange(channels, device=device, dtype=torch.float32) < k).float().view(1, -1, 1, 1)
+
+
+class AMP(GANMixin, SwapModel):
+    """AMP swap model. ``arch``: :class:`AMPArch`, a partial dict of it, or None."""
+
+    name = "amp"
+    arch_cls = AMPArch
+
+    def __init__(self, arch: AMPArch | Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.arch = a = coerce_arch(AMPArch, arch, "amp")
+        low = a.resolution // 32
+        self.encoder = AMPEncoder(a.resolution, a.e_dims, a.ae_dims)
+        self.inter_src = AMPInter(a.ae_dims, a.inter_dims, low)
+        self.inter_dst = AMPInter(a.ae_dims, a.inter_dims, low)
+        self.decoder = Decoder(a.inter_dims, a.d_dims, a.d_mask_dims, frozenset("td"))
+        init_weights(self)
+        self.D_gan = None
+        self.forward_fn = None  # a DDP wrapper's bound __call__ in distributed runs
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        skip = {id(p) for p in self.D_gan.parameters()} if self.D_gan is not None else set()
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def ddp_ignored_names(self) -> list[str]:
+        return [n for n, _ in list(self.named_parameters()) + list(self.named_buffers()) if n.startswith("D_gan.")]
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Like nn.Module's, but first builds ``D_gan`` when ``state_dict`` holds its weights."""
+        self._restore_optional(state_dict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def make_optimizers(self, opts: TrainOptions) -> dict[str, torch.optim.Optimizer]:
+        opts = opts.effective()
+        self.ensure_gan(opts)
+        optims = {"G": make_optimizer(self.generator_parameters(), opts)}
+        if opts.gan_power > 0:
+            optims["D_gan"] = make_optimizer(self.D_gan.parameters(), opts)
+        return optims
+
+    def forward(self, warped_src: torch.Tensor, warped_dst: torch.Tensor, morph_factor: float = 0.5,
+                swap: bool = False) -> dict[str, torch.Tensor]:
+        """Training forward: ``src_src``, ``dst_dst`` (+ masks); the src code mixes inter_src and inter_dst
+        channels at random (``morph_factor`` share from inter_src); ``swap`` adds ``src_dst`` at morph 1."""
+        n = warped_src.shape[0]
+        code = self.encoder(torch.cat([warped_src, warped_dst]))
+        s_of_src, d_all = self.inter_src(code[:n]), self.inter_dst(code)
+        mix = morph_masks(n, self.arch.inter_dims, morph_factor, code.device)
+        src_code = s_of_src * mix + d_all[:n] * (1 - mix)
+        codes = [src_code, d_all[n:]] + ([self.inter_src(code[n:])] if swap else [])
+        faces, masks = self.decoder(torch.cat(codes))
+        out = {"src_src": faces[:n], "src_src_mask": masks[:n], "dst_dst": faces[n:2 * n],
+               "dst_dst_mask": masks[n:2 * n]}
+        if swap:
+            out["src_dst"], out["src_dst_mask"] = faces[2 * n:], masks[2 * n:]
+        return out
+
+    def swap_faces(self, dst: torch.Tensor, morph_value: torch.Tensor | float = 1.0) -> tuple[torch.Tensor, ...]:
+        """(face, mask, dst_mask) for ``dst``: the first floor(C * morph_value) code channels from inter_src."""
+        code = self.encoder(dst)
+        s, d = self.inter_src(code), self.inter_dst(code)
+        keep = swap_channel_mask(self.arch.inter_dims, morph_value, dst.device)
+        faces, masks = self.decoder(torch.cat([s * keep + d * (1 - keep), d]))
+        n = dst.shape[0]
+        return faces[:n], masks[:n], masks[n:]
+
+    @torch.no_grad()
+    def predict(self, dst: torch.Tensor, morph_value: float = 1.0) -> dict[str, torch.Tensor]:
+        face, mask, dst_mask = self.swap_faces(dst, morph_value)
+        return {"face": face.float(), "mask": mask.float(), "dst_mask": dst_mask.float()}
+
+    @torch.no_grad()
+    def preview(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
+        p = self.forward(src, dst, morph_factor=1.0, swap=True)
+        keys = ("src_src", "dst_dst", "src_dst")
+        return {k: p[k].float() for k in keys} | {f"{k}_mask": p[f"{k}_mask"].float() for k in keys}
+
+    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions,
+                   iteration: int, scaler: torch.amp.GradScaler | None = None) -> StepResult:
+        opts = opts.effective()
+        fwd = self.forward_fn if self.forward_fn is not None else self
+        with autocast(batch.warped_src.device, opts):
+            p = fwd(batch.warped_src, batch.warped_dst, morph_factor=opts.morph_factor)
+        p = {k: v.float() for k, v in p.items()}
+        terms, d_losses = self._losses(p, batch, opts)
+        report = terms | d_losses
+        if not all_finite(report):
+            for opt in optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            return StepResult(loss_values(report), False)
+        optimizer_step(terms["G_loss"], optimizers["G"], self.generator_parameters(), opts.clipgrad, scaler)
+        if "D_gan_loss" in d_losses:
+            optimizer_step(d_losses["D_gan_loss"], optimizers["D_gan"], list(self.D_gan.parameters()),
+                           opts.clipgrad, scaler, before_step=lambda: average_grads_across_processes(
+                               self.D_gan.parameters()))
+        return StepResult(loss_values(report), True)
+
+    def _side_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, pred_mask: torch.Tensor,
+                   em: torch.Tensor) -> torch.Tensor:
+        """5 DSSIM(res/11.6) + 5 DSSIM(res/23.2) + 10 MSE on masked faces, 300 L1 eyes+mouth, 10 mask MSE."""
+        res = self.resolution
+        m_b = L.blurred_mask(mask, res)
+        t, pr = target * m_b, pred * m_b
+        loss = 5.0 * L.dssim(t, pr, int(res / 11.6)) + 5.0 * L.dssim(t, pr, int(res / 23.2)) + 10.0 * L.mse(t, pr)
+        return loss + 300.0 * L.l1(target * em, pred * em) + 10.0 * L.mse(mask, pred_mask)
+
+    def _losses(self, p: dict[str, torch.Tensor], b: Batch,
+                opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        res = self.resolution
+        t_src, t_dst = b.target_src, b.target_dst
+        if opts.blur_out_mask:
+            t_src = L.blur_out_mask(t_src, b.target_src_mask, res)
+            t_dst = L.blur_out_mask(t_dst, b.target_dst_mask, res)
+        src = self._side_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
+                              b.target_src_em * b.target_src_mask)
+        dst = self._side_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"],
+                              b.target_dst_em * b.target_dst_mask)
+        anti = 1.0 - L.blurred_mask(b.target_dst_mask, res)
+        g = src.mean() + dst.mean() + 0.1 * L.mse(p["dst_dst"] * anti, t_dst * anti).mean() \
+            + 1e-6 * L.total_variation_mse(p["dst_dst"] * anti).mean()
+        d_losses: dict[str, torch.Tensor] = {}
+        if opts.gan_power > 0 and self.D_gan is not None:
+            m_b = L.blurred_mask(b.target_src_mask, res)
+            g_gan, d_loss = self.gan_losses(p["src_src"] * m_b, t_src * m_b, opts.gan_power)
+            s_anti = 1.0 - m_b
+            g = g + g_gan.mean() + 1e-6 * L.total_variation_mse(p["src_src"]).mean() \
+                + 0.02 * L.mse(p["src_src"] * s_anti, t_src * s_anti).mean()
+            d_losses["D_gan_loss"] = d_loss.mean()
+        return {"src_loss": src.mean(), "dst_loss": dst.mean(), "G_loss": g}, d_losses

@@ -1,0 +1,28 @@
+"""Activation-memory estimate: the tensors autograd saves for backward in one training forward, counted on the
+meta device (no memory is allocated and no arithmetic is done)."""
+
+from __future__ import annotations
+
+import torch
+
+from facelab.models.base import SwapModel
+
+
+def count_activation_elements(model: SwapModel, batch_size: int) -> int:
+    """Elements saved for backward by ``model.forward(src, dst)`` at ``batch_size`` (distinct tensors, once each)."""
+    with torch.device("meta"):
+        twin = type(model)(model.arch)
+    r = model.resolution
+    seen: dict[int, int] = {}
+    keep: list[torch.Tensor] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.nn.Parameter) and id(t) not in seen:
+            seen[id(t)] = t.numel()
+            keep.append(t)  # keeps ids unique while counting
+        return t
+
+    x = torch.zeros(batch_size, 3, r, r, device="meta")
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        twin(x, x)
+    return sum(seen.values())

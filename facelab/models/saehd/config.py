@@ -1,0 +1,55 @@
+"""SAEHD architecture settings, fixed when a model is created (stored in its checkpoint)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from facelab.align.geometry import canonical_face_type
+
+_ARCHI_RE = re.compile(r"^(df|liae)(-[udt]+)?$")
+
+
+def parse_archi(archi: str) -> tuple[str, frozenset[str]]:
+    """Split ``"liae-ud"`` into ``("liae", {"u", "d"})``; raises ValueError on anything else."""
+    m = _ARCHI_RE.match(archi)
+    if m is None:
+        raise ValueError(f"archi must be df or liae with optional -u/-d/-t letters (e.g. liae-ud), not {archi!r}")
+    letters = (m.group(2) or "-")[1:]
+    if len(set(letters)) != len(letters):
+        raise ValueError(f"archi {archi!r} repeats a letter")
+    return m.group(1), frozenset(letters)
+
+
+@dataclass(frozen=True)
+class SAEHDArch:
+    """SAEHD: ``resolution`` is a multiple of 16 (of 32 with ``-d``); dims as DeepFaceLab's SAEHD."""
+
+    resolution: int = 128
+    face_type: str = "full"
+    archi: str = "liae-ud"
+    ae_dims: int = 256
+    e_dims: int = 64
+    d_dims: int = 64
+    d_mask_dims: int = 22
+
+    def __post_init__(self) -> None:
+        kind, opts = parse_archi(self.archi)
+        step = 32 if "d" in opts else 16
+        if self.resolution < step or self.resolution % step:
+            raise ValueError(f"resolution {self.resolution} must be a positive multiple of {step} for archi "
+                             f"{self.archi!r}")
+        object.__setattr__(self, "face_type", canonical_face_type(self.face_type))
+        for name in ("ae_dims", "e_dims", "d_dims", "d_mask_dims"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+    @property
+    def kind(self) -> str:
+        """``"df"`` or ``"liae"``."""
+        return parse_archi(self.archi)[0]
+
+    @property
+    def opts(self) -> frozenset[str]:
+        """The variant letters (subset of ``{"u", "d", "t"}``)."""
+        return parse_archi(self.archi)[1]

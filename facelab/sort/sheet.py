@@ -1,0 +1,82 @@
+"""Contact sheet of aligned faces, optionally with landmarks and masks drawn."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelab.align.masks import hull_mask
+from facelab.errors import FaceFileError, FacelabError
+from facelab.workspace.faces import Face, list_faces, read_face, read_meta
+from facelab.workspace.images import write_image
+
+LABEL_H = 14
+
+
+def _readable(path: Path) -> bool:
+    try:
+        read_meta(path)
+    except FaceFileError:
+        return False
+    return True
+
+
+def _face_mask(face: Face) -> np.ndarray:
+    """The first stored mask on the face grid, else the landmark hull."""
+    if face.meta.masks:
+        return face.meta.masks[0].to_face(face.meta.size)
+    return hull_mask(face.meta.lm_face, face.meta.size)
+
+
+def render_tile(face: Face, thumb: int, landmarks: bool, masks: bool, label: str) -> np.ndarray:
+    """One (thumb + LABEL_H, thumb, 3) uint8 tile."""
+    img = cv2.resize(face.image, (thumb, thumb), interpolation=cv2.INTER_AREA)
+    scale = thumb / float(face.image.shape[0])
+    if masks:
+        m = cv2.resize(_face_mask(face).astype(np.float32), (thumb, thumb), interpolation=cv2.INTER_LINEAR)
+        tint = img.astype(np.float32)
+        tint[..., 0] = tint[..., 0] * (1 - 0.45 * m) + 255 * 0.45 * m
+        img = np.clip(tint, 0, 255).astype(np.uint8)
+        contours, _ = cv2.findContours((m > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(img, contours, -1, (255, 40, 40), 1)
+    if landmarks:
+        for x, y in face.meta.lm_face * scale:
+            cv2.circle(img, (int(round(x)), int(round(y))), 1, (0, 255, 0), -1)
+    tile = np.zeros((thumb + LABEL_H, thumb, 3), np.uint8)
+    tile[:thumb] = img
+    cv2.putText(tile, label[:24], (2, thumb + LABEL_H - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (230, 230, 230), 1,
+                cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, cols: int = 8,
+                  max_faces: int = 64, thumb: int = 128, landmarks: bool = False, masks: bool = False) -> Path:
+    """Write a PNG grid of up to ``max_faces`` faces of ``folder`` (evenly spread over the folder); returns it."""
+    folder = Path(folder)
+    paths = [p for p in list_faces(folder) if _readable(p)]
+    if not paths:
+        raise FacelabError(f"no readable face files in {folder}; run extract first or pass the aligned folder")
+    if max_faces > 0 and len(paths) > max_faces:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_faces).round().astype(int)]
+    tiles = []
+    for p in paths:
+        try:
+            tiles.append(render_tile(read_face(p), thumb, landmarks, masks, p.stem))
+        except FaceFileError:
+            continue
+    if not tiles:
+        raise FacelabError(f"none of the face files in {folder} could be decoded")
+    cols = max(1, min(cols, len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    th, tw = tiles[0].shape[:2]
+    sheet = np.full((rows * th, cols * tw, 3), 32, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * th:(r + 1) * th, c * tw:(c + 1) * tw] = t
+    out = Path(out) if out is not None else folder.parent / f"{folder.name}_sheet.png"
+    write_image(out, sheet)
+    return out

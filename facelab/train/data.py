@@ -1,0 +1,255 @@
+"""Training faces: read the aligned face files of one side, re-crop them to the model, cache them in memory, and
+turn them into augmented samples.
+
+A :class:`FaceSet` holds every usable face of one side at the model resolution R as uint8 arrays (images
+(N, R, R, 3), full-face masks and eyes+mouth masks (N, R, R)) plus each face's yaw. Face files whose face type
+differs from the model's are re-cropped from their frame landmarks; the rest are resized. Bad files are skipped and
+counted. Sampling (shuffled epochs, or uniform over yaw bins) and the per-sample augmentation are pure given the
+``np.random.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from facelab.align import (
+    canonical_face_type,
+    estimate_pose,
+    eyes_mouth_mask,
+    face_transform,
+    hull_mask,
+    invert_affine,
+    matrix_scale,
+    transform_points,
+)
+from facelab.errors import FacelabError
+from facelab.merge.color import color_transfer
+from facelab.train.augment import apply_params, random_hsv, random_params, yaw_bins
+from facelab.workspace.faces import FaceMeta, list_faces, read_face
+
+log = logging.getLogger(__name__)
+
+MASK_PRIORITY = ("learned", "xseg", "wsol")  # stored masks used as the training mask, first present wins
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class FaceSet:
+    """The usable faces of one side at resolution R: uint8 ``images`` (N,R,R,3), ``masks`` and ``em`` (N,R,R),
+    float32 ``yaws`` (N,), file ``names``, and ``skipped`` (bad files not loaded)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    em: np.ndarray
+    yaws: np.ndarray
+    names: tuple[str, ...]
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[1])
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """How the samples of one side are augmented."""
+
+    flip: bool
+    warp: bool
+    hsv_power: float = 0.0
+    ct_mode: str = "none"  # recolour toward a random face of the other side (src only in training)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# re-crop
+
+
+def face_to_model_matrix(meta: FaceMeta, resolution: int, face_type: str) -> np.ndarray:
+    """(2, 3) matrix from the face file's pixels to the model crop.
+
+    Same face type: a plain scale ``R / size``. Otherwise the face file's frame->face matrix is inverted and
+    composed with ``face_transform(frame landmarks, R, face_type)``.
+    """
+    if canonical_face_type(meta.face_type) == canonical_face_type(face_type):
+        s = resolution / float(meta.size)
+        return np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
+    frame_to_model = np.vstack([face_transform(meta.lm_frame, resolution, face_type), [0.0, 0.0, 1.0]])
+    face_to_frame = np.vstack([invert_affine(meta.mat), [0.0, 0.0, 1.0]])
+    return (frame_to_model @ face_to_frame)[:2]
+
+
+def crop_face(image: np.ndarray, mat: np.ndarray, resolution: int, is_mask: bool = False) -> np.ndarray:
+    """Warp a face image (HWC uint8/float, or HW mask) by ``mat`` into R x R.
+
+    Down-scaling first area-averages to about the target scale (no aliasing), with the matrix corrected for the
+    resize's pixel-centre convention. Images cubic, masks linear; borders replicate (what lies beyond the stored
+    face continues its edge).
+    """
+    mat = np.asarray(mat, np.float64)
+    scale = matrix_scale(mat)
+    if scale < 0.75:
+        h, w = image.shape[:2]
+        nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        fx, fy = nw / w, nh / h
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        # resized pixel p' = (p + 0.5) * f - 0.5, so face pixels = R^-1 p'
+        undo = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
+        mat = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ undo)[:2]
+    flags = cv2.INTER_LINEAR if is_mask else cv2.INTER_CUBIC
+    return cv2.warpAffine(image, mat, (resolution, resolution), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _training_mask(meta: FaceMeta, mat: np.ndarray, lm_model: np.ndarray, resolution: int) -> np.ndarray:
+    """float32 (R, R): the first stored mask of :data:`MASK_PRIORITY`, else the landmark hull."""
+    for name in MASK_PRIORITY:
+        record = meta.mask(name)
+        if record is not None:
+            face_mask = record.to_face(meta.size)
+            return np.clip(crop_face(face_mask, mat, resolution, is_mask=True), 0.0, 1.0)
+    return hull_mask(lm_model, resolution)
+
+
+def _yaw(meta: FaceMeta, lm_model: np.ndarray, resolution: int) -> float:
+    yaw = meta.extra.get("yaw")
+    if isinstance(yaw, (int, float)) and not isinstance(yaw, bool) and np.isfinite(yaw):
+        return float(yaw)
+    return float(estimate_pose(lm_model, resolution)[1])
+
+
+def prepare_face(path: Path, resolution: int, face_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Read one face file and bring it to the model: (image uint8 (R,R,3), mask uint8 (R,R), eyes+mouth uint8
+    (R,R), yaw radians). Raises :class:`FacelabError` (or ``ValueError``) for an unusable file."""
+    face = read_face(path)
+    meta = face.meta
+    if face.image.shape[0] != meta.size:
+        raise FacelabError(f"{path}: image is {face.image.shape[0]} px but its metadata says {meta.size}; "
+                           "re-run extract")
+    mat = face_to_model_matrix(meta, resolution, face_type)
+    image = crop_face(face.image, mat, resolution)
+    lm_model = transform_points(meta.lm_face, mat)
+    mask = _training_mask(meta, mat, lm_model, resolution)
+    em = eyes_mouth_mask(lm_model, resolution)
+    return image, _to_u8(mask), _to_u8(em), _yaw(meta, lm_model, resolution)
+
+
+def _to_u8(mask: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: Progress | None = None) -> FaceSet:
+    """Load every usable face file in ``folder`` at the model resolution and face type.
+
+    Bad files are skipped (logged, counted in ``skipped``); no usable face raises :class:`FacelabError`.
+    """
+    folder = Path(folder)
+    face_type = canonical_face_type(face_type)
+    paths = list_faces(folder)
+    images, masks, ems, yaws, names = [], [], [], [], []
+    skipped = 0
+    for i, path in enumerate(paths):
+        try:
+            image, mask, em, yaw = prepare_face(path, resolution, face_type)
+        except (FacelabError, ValueError, cv2.error) as exc:
+            log.warning("skipping %s: %s", path, exc)
+            skipped += 1
+        else:
+            images.append(image)
+            masks.append(mask)
+            ems.append(em)
+            yaws.append(yaw)
+            names.append(path.name)
+        if progress is not None:
+            progress(i + 1, len(paths))
+    if not images:
+        what = f"none of its {len(paths)} files are readable face files" if paths else "it has no face files"
+        raise FacelabError(f"{folder}: no usable aligned faces ({what}); run extract first")
+    r = resolution
+    return FaceSet(np.stack(images).reshape(-1, r, r, 3), np.stack(masks), np.stack(ems),
+                   np.asarray(yaws, np.float32), tuple(names), skipped)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling
+
+
+class IndexSampler:
+    """Draws face indices: shuffled epochs over all faces, or (``uniform_yaw``) a uniformly chosen non-empty yaw
+    bin (128 over [-1.2, 1.2] rad) then a face within it."""
+
+    def __init__(self, yaws: np.ndarray, rng: np.random.Generator, uniform_yaw: bool = False) -> None:
+        self._n = len(yaws)
+        self._rng = rng
+        self._bins = yaw_bins(yaws) if uniform_yaw else None
+        self._order = np.empty(0, np.int64)
+
+    def draw(self, k: int) -> np.ndarray:
+        if self._bins is not None:
+            picks = self._rng.integers(len(self._bins), size=k)
+            return np.array([self._bins[b][self._rng.integers(len(self._bins[b]))] for b in picks], np.int64)
+        out = []
+        while len(out) < k:
+            if self._order.size == 0:
+                self._order = self._rng.permutation(self._n)
+            take = min(k - len(out), self._order.size)
+            out.extend(self._order[:take].tolist())
+            self._order = self._order[take:]
+        return np.asarray(out, np.int64)
+
+    def state_dict(self) -> dict:
+        """Plain-type state (generator position and the rest of the current epoch) for an exact resume."""
+        return {"rng": self._rng.bit_generator.state, "order": self._order.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        order = np.asarray(state["order"], np.int64)
+        if order.size and (order.min() < 0 or order.max() >= self._n):
+            raise ValueError("saved sampler state does not fit this face set")
+        self._order = order
+
+
+def make_sample(faces: FaceSet, index: int, spec: SideSpec, rng: np.random.Generator,
+                ct_faces: FaceSet | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One augmented sample of face ``index``: (warped input (R,R,3), target (R,R,3), mask (R,R), eyes+mouth (R,R)),
+    float32 in [0, 1]. With ``spec.ct_mode`` the face is first recoloured toward a random face of ``ct_faces``."""
+    image = faces.images[index].astype(np.float32) / 255.0
+    if spec.ct_mode != "none" and ct_faces is not None:
+        other = ct_faces.images[int(rng.integers(len(ct_faces)))].astype(np.float32) / 255.0
+        image = color_transfer(spec.ct_mode, image, other, rng=rng)
+    params = random_params(rng, faces.resolution, spec.flip, spec.warp)
+    warped = random_hsv(apply_params(image, params, warp=True), rng, spec.hsv_power)
+    target = apply_params(image, params, warp=False)
+    mask = apply_params(faces.masks[index].astype(np.float32) / 255.0, params, warp=False, is_mask=True)
+    em = apply_params(faces.em[index].astype(np.float32) / 255.0, params, warp=False, is_mask=True)
+    return warped, target, mask, em
+
+
+def make_side_batch(faces: FaceSet, indices: np.ndarray, spec: SideSpec, rng: np.random.Generator,
+                    ct_faces: FaceSet | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Samples of ``indices`` stacked channel-first: images (2, B, 3, R, R) = [warped, target] and masks
+    (2, B, 1, R, R) = [mask, eyes+mouth], float32."""
+    r = faces.resolution
+    imgs = np.empty((2, len(indices), 3, r, r), np.float32)
+    masks = np.empty((2, len(indices), 1, r, r), np.float32)
+    for j, idx in enumerate(indices):
+        warped, target, mask, em = make_sample(faces, int(idx), spec, rng, ct_faces)
+        imgs[0, j], imgs[1, j] = warped.transpose(2, 0, 1), target.transpose(2, 0, 1)
+        masks[0, j, 0], masks[1, j, 0] = mask, em
+    return imgs, masks
+
+
+def preview_indices(n_faces: int, n: int) -> np.ndarray:
+    """``n`` fixed, evenly spread face indices (repeating when there are fewer faces)."""
+    if n_faces <= 0 or n <= 0:
+        return np.zeros(0, np.int64)
+    if n >= n_faces:
+        return np.arange(n, dtype=np.int64) % n_faces
+    return np.round(np.linspace(0, n_faces - 1, n)).astype(np.int64)

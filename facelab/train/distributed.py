@@ -1,0 +1,149 @@
+"""Distributed training with PyTorch's own DistributedDataParallel, launched by ``torchrun``.
+
+The same ``python main.py train ...`` runs single-process, or under ``torchrun --nproc_per_node N`` as N processes:
+gloo on CPU, NCCL on CUDA (one GPU per ``LOCAL_RANK``). Batch size is per process; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from facelab.errors import FacelabError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a (possibly one-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = DistContext()
+
+
+def env_context() -> DistContext:
+    """The context ``torchrun`` describes in ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (one process when unset)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError as exc:
+        raise FacelabError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers ({exc}); launch with torchrun") from exc
+    return DistContext(rank=rank, world_size=world, local_rank=local)
+
+
+def process_device(device: torch.device, ctx: DistContext) -> torch.device:
+    """The device of this process: ``cuda:<LOCAL_RANK>`` for CUDA runs, else ``device`` unchanged."""
+    if device.type == "cuda" and ctx.enabled:
+        if ctx.local_rank >= torch.cuda.device_count():
+            raise FacelabError(f"LOCAL_RANK {ctx.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                               "use --nproc_per_node <= the number of GPUs")
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+def backend_for(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def init_distributed(device: torch.device, ctx: DistContext | None = None,
+                     timeout_minutes: float = 30.0) -> tuple[DistContext, torch.device]:
+    """Join the process group when launched by torchrun; returns the context and this process's device.
+
+    A one-process run returns ``(SINGLE, device)`` and touches nothing.
+    """
+    ctx = env_context() if ctx is None else ctx
+    if not ctx.enabled:
+        return SINGLE, device
+    device = process_device(device, ctx)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        backend = backend_for(device)
+        kwargs = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size,
+                                timeout=datetime.timedelta(minutes=timeout_minutes), **kwargs)
+        log.debug("rank %d/%d joined (%s on %s)", ctx.rank, ctx.world_size, backend, device)
+    return ctx, device
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def any_rank(flag: bool, ctx: DistContext, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any rank (so all ranks stop or roll back together)."""
+    if not ctx.enabled:
+        return bool(flag)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier(ctx: DistContext, device: torch.device) -> None:
+    if ctx.enabled:
+        if device.type == "cuda":
+            dist.barrier(device_ids=[device.index if device.index is not None else 0])
+        else:
+            dist.barrier()
+
+
+def broadcast_params(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Copy rank 0's parameters and buffers to every rank (after a rollback each rank reloads the same file, this
+    keeps them equal even when ranks read different copies)."""
+    if not ctx.enabled:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def mean_over_ranks(values: dict[str, float], ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """Average scalar losses over ranks (for display and history)."""
+    if not ctx.enabled or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    t /= ctx.world_size
+    return dict(zip(keys, (float(v) for v in t.tolist()), strict=True))
+
+
+def wrap_model(model: torch.nn.Module, ctx: DistContext, device: torch.device):
+    """``DistributedDataParallel(model).__call__`` for the model's training forward, or None for one process.
+
+    Set it as ``model.forward_fn``: the model's ``train_step`` routes its training forward through it, so DDP
+    averages the gradients during backward (a bound method, so the wrapper is not registered as a sub-module of
+    the model it wraps). Every generator parameter takes part in that forward; the discriminators are left out
+    of DDP (the model averages their gradients itself). Build the optimizers, which add the discriminators the
+    options ask for, before wrapping.
+    """
+    if not ctx.enabled:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    ignored = getattr(model, "ddp_ignored_names", None)
+    if ignored is not None:  # discriminators: called outside the DDP forward, averaged by the model itself
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignored())
+    ddp = DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
+    return ddp.__call__

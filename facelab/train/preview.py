@@ -1,0 +1,108 @@
+"""What a person watches while a model trains: ``preview.png`` and ``loss.png`` in the model folder.
+
+``preview.png`` follows DeepFaceLab's layout: a labelled header, then one row per fixed sample of
+[src, src->src, dst, dst->dst, src->dst]. ``loss.png`` plots the src and dst loss history.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from facelab.utils.atomic import atomic_path
+from facelab.workspace.images import to_uint8, write_image
+
+COLUMNS = ("src", "src->src", "dst", "dst->dst", "src->dst")
+
+
+def header_height(resolution: int) -> int:
+    """Height in pixels of the label strip above a grid of ``resolution``-sized cells."""
+    return max(16, resolution // 6)
+
+
+def to_hwc(batch: torch.Tensor) -> np.ndarray:
+    """(B,3,R,R) float tensor in [0,1] -> (B,R,R,3) float32 numpy."""
+    return batch.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def compose_preview(src: np.ndarray, src_src: np.ndarray, dst: np.ndarray, dst_dst: np.ndarray,
+                    src_dst: np.ndarray) -> np.ndarray:
+    """Rows of [src, src->src, dst, dst->dst, src->dst] under a labelled header.
+
+    Every input is (N,R,R,3) float in [0,1]; returns uint8 (header_height(R) + N*R, 5*R, 3).
+    """
+    cols = (src, src_src, dst, dst_dst, src_dst)
+    n, r = src.shape[0], src.shape[1]
+    for c in cols:
+        if c.shape != (n, r, r, 3):
+            raise ValueError(f"preview columns must all be (N,R,R,3); got {c.shape} vs {(n, r, r, 3)}")
+    rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(n)]
+    body = to_uint8(np.concatenate(rows, axis=0))
+    return np.concatenate([_header(r, len(COLUMNS)), body], axis=0)
+
+
+def _header(cell: int, ncols: int) -> np.ndarray:
+    h = header_height(cell)
+    strip = np.full((h, cell * ncols, 3), 40, np.uint8)
+    scale = max(0.3, min(1.0, cell / 200.0))
+    for i, label in enumerate(COLUMNS[:ncols]):
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x = i * cell + max(1, (cell - tw) // 2)
+        y = (h + th) // 2
+        cv2.putText(strip, label, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
+    return strip
+
+
+@torch.no_grad()
+def render_preview(model: torch.nn.Module, src: torch.Tensor, dst: torch.Tensor) -> np.ndarray:
+    """Run ``model.preview`` on fixed samples (B,3,R,R) and compose the grid (model mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.preview(src, dst)
+    finally:
+        model.train(was_training)
+    return compose_preview(to_hwc(src), to_hwc(out["src_src"]), to_hwc(dst), to_hwc(out["dst_dst"]),
+                           to_hwc(out["src_dst"]))
+
+
+def write_preview(model_dir: Path, grid: np.ndarray, iteration: int, keep_history: bool) -> Path:
+    """Write ``preview.png`` (and ``previews/<iter:07d>.png`` with history on); returns the preview path."""
+    path = Path(model_dir) / "preview.png"
+    write_image(path, grid)
+    if keep_history:
+        write_image(Path(model_dir) / "previews" / f"{iteration:07d}.png", grid)
+    return path
+
+
+def write_loss_plot(path: Path, history: dict[str, list[float]], title: str = "") -> Path:
+    """Plot ``src_loss`` and ``dst_loss`` against ``iteration`` (matplotlib, Agg, no global figure state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    iters = history.get("iteration", [])
+    for key, colour in (("src_loss", "tab:orange"), ("dst_loss", "tab:blue")):
+        values = history.get(key, [])
+        pts = [(i, v) for i, v in zip(iters, values, strict=True) if math.isfinite(v)]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, color=colour, linewidth=0.8, label=key)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path

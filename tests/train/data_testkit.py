@@ -1,0 +1,62 @@
+"""Real aligned face files for data-pipeline tests: astronaut and Grace Hopper, landmarks by dlib's 68-point
+predictor, aligned with ``facelab.align`` and written with ``write_face``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelab.align import face_transform, transform_points, warp_to_face
+from facelab.workspace.faces import FaceMeta, MaskRecord, write_face
+
+
+def dlib_landmarks(image: np.ndarray) -> np.ndarray:
+    """(68, 2) float64 landmarks of the largest face in a uint8 RGB image (dlib HOG + shape predictor)."""
+    import dlib
+    import face_recognition_models
+
+    detector = dlib.get_frontal_face_detector()
+    boxes = list(detector(image, 1))
+    assert boxes, "no face found in the test image"
+    box = max(boxes, key=lambda r: r.width() * r.height())
+    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    shape = predictor(image, box)
+    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+
+def frame_variants(frame: np.ndarray, lm: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` frames rotated/shifted by known similarities about the face, with their exactly moved landmarks."""
+    centre = tuple(float(v) for v in lm.mean(0))
+    out = []
+    for k in range(n):
+        mat = cv2.getRotationMatrix2D(centre, 6.0 * (k - n // 2), 1.0 + 0.03 * k)
+        mat[:, 2] += (3.0 * k, -2.0 * k)
+        moved = cv2.warpAffine(frame, mat, (frame.shape[1], frame.shape[0]), flags=cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REFLECT)
+        out.append((moved, transform_points(lm, mat)))
+    return out
+
+
+def write_aligned(folder: Path, frame: np.ndarray, lm: np.ndarray, name: str, face_type: str = "whole_face",
+                  size: int = 256, masks: tuple[tuple[str, np.ndarray], ...] = (), ext: str = ".jpg",
+                  extra: dict | None = None) -> Path:
+    """Align ``frame`` by its frame landmarks and write one face file; ``masks`` are (name, HW float at size)."""
+    mat = face_transform(lm, size, face_type)
+    face = warp_to_face(frame, mat, size)
+    records = tuple(MaskRecord.from_array(n, n, m, size) for n, m in masks)
+    meta = FaceMeta.create(source_frame=f"data_src/{name}.png", frame_size=(frame.shape[1], frame.shape[0]),
+                           face_index=0, face_type=face_type, size=size, box=(0, 0, 10, 10), landmarks_frame=lm,
+                           landmarks_face=transform_points(lm, mat), matrix=mat, detector="dlib-hog",
+                           landmarks_backend="dlib68", masks=records, extra=extra or {})
+    path = Path(folder) / f"{name}_0{ext}"
+    write_face(path, face, meta)
+    return path
+
+
+def write_side(folder: Path, frame: np.ndarray, lm: np.ndarray, n: int, face_type: str = "whole_face",
+               size: int = 256) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [write_aligned(folder, f, l_, f"{k + 1:06d}", face_type, size)
+            for k, (f, l_) in enumerate(frame_variants(frame, lm, n))]
