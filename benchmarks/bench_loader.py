@@ -150,7 +150,8 @@ def run(quick: bool) -> list[dict]:
         {"name": "loader_ct_rct_over_trainer", "value": rate_ct / rate_train, "target": ">= 2", "unit": "x",
          "detail": f"--ct-mode rct: loader {rate_ct:.1f} samples/s", "device": dev},
         {"name": "loader_workers_over_in_process", "value": rate_loader / rate_inproc, "target": "info", "unit": "x",
-         "detail": f"in-process loader {rate_inproc:.1f} samples/s", "device": dev},
+         "detail": f"in-process loader {rate_inproc:.1f} samples/s (uses every core through OpenCV's threads; "
+         "a worker keeps to one)", "device": dev},
         {"name": "train_time_waiting_for_data", "value": stall, "target": "<= 0.05", "unit": "share",
          "detail": f"{steps} steps with the loader running beside training", "device": dev},
     ]

@@ -2,11 +2,11 @@
 
 Faces: frames of the sample videos (when /work/samples or FACELAB_SAMPLES holds them), skimage's astronaut and
 matplotlib's Grace Hopper, found with dlib HOG + 68 landmarks and aligned (whole_face). Ground truth: the visible
-face V = hull minus occluder. Training occluders come from skimage coffee/chelsea/rocket and the videos' own
-background; test occluders from other images (immunohistochemistry, retina, hubble, coins, camera). Thresholds are
+face V = hull minus occluder. Training occluders come from skimage coffee/chelsea/rocket/colorwheel/brick/grass/
+gravel/moon/page/clock and the videos' own background; test occluders from other images (immunohistochemistry, retina, hubble, coins, camera). Thresholds are
 picked on a validation split. Prints IoU on clean and occluded faces and the share of occluder pixels kept.
 
-    python benchmarks/bench_masks.py [--quick] [--sheet out.png]
+    python benchmarks/bench_masks.py [--quick] [--sheet out.png] [--ae-model workspace/model/NAME]
 """
 
 from __future__ import annotations
@@ -25,12 +25,26 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facelab.align import face_transform, hull_mask, transform_points  # noqa: E402
-from facelab.masks.learner import (MaskLearnConfig, hull_minus, mask_iou, occluder_score, pick_threshold,  # noqa: E402
-                                   refine, synth_batch, to_tensor, train_occluder_learner, train_refiner)
-from facelab.masks.occluders import background_crops  # noqa: E402
+from facelab.masks.learner import (  # noqa: E402
+    MaskLearnConfig,
+    grow,
+    hull_minus,
+    mask_iou,
+    occluder_kept,
+    occluder_score,
+    pick_setting,
+    pick_threshold,
+    refined_score,
+    to_tensor,
+    train_occluder_learner,
+    train_refiner,
+)
+from facelab.masks.occluders import background_crops, package_textures  # noqa: E402
 
 SAMPLES = Path(os.environ.get("FACELAB_SAMPLES", "/work/samples"))
 SIZE = 64
+# yes/no tags a person gives in seconds from a contact sheet: the woman's hand is over her face in these frames
+HAND_FRAMES = ("WolfgangLanger_Pexels.mp4", 60, 220)
 
 
 def _dlib():
@@ -85,7 +99,7 @@ def collect(quick: bool) -> dict:
                 continue
             block = (i // (step * 5)) % 5  # blocks of 5 sampled frames: 3 train, 1 val, 1 test
             split = "train" if block < 3 else ("val" if block == 3 else "test")
-            for k, v in zip(("face", "hull", "name"), (got[0], got[1], f"{vid}:{i}")):
+            for k, v in zip(("face", "hull", "name"), (got[0], got[1], f"{vid}:{i}"), strict=True):
                 splits[split][k].append(v)
             if split == "train":
                 bg += background_crops(frame.astype(np.float32) / 255.0, got[2], 96, rng, 1)
@@ -93,10 +107,10 @@ def collect(quick: bool) -> dict:
     for name, img in (("astronaut", data.astronaut()), ("grace_hopper", np.ascontiguousarray(hopper))):
         got = _faces_in(img, det, pred, SIZE)
         if got is not None:
-            for k, v in zip(("face", "hull", "name"), (got[0], got[1], name)):
+            for k, v in zip(("face", "hull", "name"), (got[0], got[1], name), strict=True):
                 splits["test"][k].append(v)
     f32 = [lambda im: im.astype(np.float32) / 255.0][0]
-    train_src = [f32(data.coffee()), f32(data.chelsea()), f32(data.rocket())] + bg
+    train_src = package_textures() + bg
     gray = [f32(np.repeat(g[:, :, None], 3, 2)) for g in (data.coins(), data.camera())]
     test_src = [f32(data.immunohistochemistry()), f32(data.retina()), f32(data.hubble_deep_field())] + gray
     out = {k: {"face": np.stack(v["face"]), "hull": np.stack(v["hull"]), "name": v["name"]} for k, v in splits.items()
@@ -111,7 +125,7 @@ def eval_set(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], se
     from facelab.masks.occluders import paste_occluder
 
     imgs, hs, occs = [], [], []
-    for f, h in zip(faces, hulls):
+    for f, h in zip(faces, hulls, strict=True):
         occ_img, occ = paste_occluder(f, h, sources, rng)
         imgs += [f, occ_img]
         hs += [h, h]
@@ -121,10 +135,8 @@ def eval_set(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], se
 
 
 def score_source(pred: np.ndarray, hulls: np.ndarray, occs: np.ndarray, occluded: np.ndarray) -> dict[str, float]:
-    target = hulls * (1 - occs)
-    iou = mask_iou(pred, target)
-    o = (occs * hulls) >= 0.5
-    kept = ((pred >= 0.5) & o).sum((1, 2)) / np.maximum(o.sum((1, 2)), 1)
+    iou = mask_iou(pred, hulls * (1 - occs))
+    kept = occluder_kept(pred, hulls, occs)
     return {"iou_clean": float(iou[~occluded].mean()), "iou_occluded": float(iou[occluded].mean()),
             "occluder_kept": float(kept[occluded].mean())}
 
@@ -134,46 +146,96 @@ def _scores(model, x: np.ndarray) -> np.ndarray:
                            for i in range(0, len(x), 64)])
 
 
-def run(quick: bool, sheet: str | None = None) -> list[dict]:
+def _setting_rows(name: str, vs: np.ndarray, ts: np.ndarray, val, test, rows: dict) -> tuple[float, int]:
+    """Rows for the max-IoU threshold and for the (threshold, dilation) picked under the leak budget (validation)."""
+    vx, vh, vo, _ = val
+    th, to, toc = test
+    t0 = pick_threshold(vs, vh, vh * (1 - vo))
+    rows[f"hull - {name} (t={t0}, max val IoU)"] = score_source(hull_minus(th, ts, t0), th, to, toc)
+    t, d = pick_setting(vs, vh, vo)
+    rows[f"hull - {name} (t={t}, grow {d}px)"] = score_source(hull_minus(th, grow(ts, d), t), th, to, toc)
+    return t0, d
+
+
+def ae_masks(model_dir: str, faces: np.ndarray) -> np.ndarray:
+    """The autoencoder's learned destination mask of each face (N,S,S), from a trained facelab model folder."""
+    from facelab.train.checkpoint import load_model
+
+    model = load_model(model_dir, "cpu")
+    if model.face_type != "whole_face":
+        print(f"note: the model was trained on {model.face_type} crops, the benchmark uses whole_face")
+    r = model.resolution
+    x = torch.from_numpy(np.stack([cv2.resize(f, (r, r)) for f in faces])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        m = torch.cat([model.predict(x[i:i + 16])["dst_mask"] for i in range(0, len(x), 16)])[:, 0].numpy()
+    return np.stack([cv2.resize(v, faces.shape[1:3]) for v in m])
+
+
+def run(quick: bool, sheet: str | None = None, ae_model: str | None = None) -> list[dict]:
     torch.manual_seed(0)
+    cpu = torch.device("cpu")
     t0 = time.time()
     d = collect(quick)
     tr, va, te = d["train"], d["val"], d["test"]
     print(f"faces train {len(tr['face'])} val {len(va['face'])} test {len(te['face'])} "
           f"(collected in {time.time() - t0:.0f}s)")
-    vx, vh, vo, _ = eval_set(va["face"], va["hull"], d["train_src"], 1)
+    val = eval_set(va["face"], va["hull"], d["train_src"], 1)
     tx, th, to, toc = eval_set(te["face"], te["hull"], d["test_src"], 2)
+    test = (th, to, toc)
     rows = {"hull": score_source(th, th, to, toc)}
-    best = None
-    for method in ("bas", "sat"):
-        cfg = MaskLearnConfig(method=method, steps=150 if quick else 500, refine_steps=100 if quick else 300)
+    if ae_model:
+        rows["autoencoder learned mask"] = score_source(ae_masks(ae_model, tx), th, to, toc)
+    sheet_model = None
+    for method, steps in (("bas", 150 if quick else 500), ("sat", 150 if quick else 400)):
+        cfg = MaskLearnConfig(method=method, steps=steps, refine_steps=60 if quick else 200)
         t1 = time.time()
-        model = train_occluder_learner(tr["face"], tr["hull"], d["train_src"], cfg, torch.device("cpu"))
-        t = pick_threshold(_scores(model, vx), vh, vh * (1 - vo))
-        rows[f"hull-{method}_occ (t={t})"] = score_source(hull_minus(th, _scores(model, tx), t), th, to, toc)
-        net = train_refiner(model, t, tr["face"], tr["hull"], d["train_src"], cfg, torch.device("cpu"))
-        ref = refine(net, to_tensor(tx, torch.device("cpu")), torch.from_numpy(th)[:, None]).numpy()[:, 0]
-        rows[f"refined hull-{method}_occ"] = score_source(ref, th, to, toc)
-        print(f"{method}: trained in {time.time() - t1:.0f}s, threshold {t} (validation)")
-        if best is None or rows[f"hull-{method}_occ (t={t})"]["iou_occluded"] > best[2]:
-            best = (model, t, rows[f"hull-{method}_occ (t={t})"]["iou_occluded"], method)
+        model = train_occluder_learner(tr["face"], tr["hull"], d["train_src"], cfg, cpu)
+        vs, ts = _scores(model, val[0]), _scores(model, tx)
+        t_best, d_best = _setting_rows(f"{method} occluder", vs, ts, val, test, rows)
+        print(f"{method}: learner trained in {time.time() - t1:.0f}s ({steps} steps)")
+        if method == "bas":
+            sheet_model = (model, *pick_setting(vs, val[1], val[2]))
+            t2 = time.time()
+            net = train_refiner(model, t_best, tr["face"], tr["hull"], d["train_src"], cfg, cpu)
+            vr = refined_score(net, to_tensor(val[0], cpu), torch.from_numpy(val[1])[:, None]).numpy()[:, 0]
+            tr_ = refined_score(net, to_tensor(tx, cpu), torch.from_numpy(th)[:, None]).numpy()[:, 0]
+            _setting_rows("bas occluder refined by U-Net", vr, tr_, val, test, rows)
+            print(f"bas refiner trained in {time.time() - t2:.0f}s")
     _print_table(rows)
-    if sheet and best is not None:
-        make_sheet(best[0], best[1], Path(sheet), best[3])
+    if sheet and sheet_model is not None:
+        make_sheet(*sheet_model, Path(sheet), "bas, free labels only")
+        tagged = _tagged_learner(tr, d["train_src"], val, quick)
+        if tagged is not None:
+            out = Path(sheet).with_name(Path(sheet).stem + "_tagged.png")
+            make_sheet(*tagged, out, "bas, plus yes/no hand tags of training frames")
     return _ratios(rows)
 
 
+def _tagged_learner(tr: dict, sources: list[np.ndarray], val, quick: bool):
+    """BAS occluder learner whose training frames tagged "hand over face" are real occluded examples."""
+    vid, lo, hi = HAND_FRAMES
+    tags = np.array([n.startswith(vid + ":") and lo <= int(n.split(":")[1]) <= hi for n in tr["name"]])
+    if not tags.any():
+        return None
+    cfg = MaskLearnConfig(method="bas", steps=150 if quick else 500)
+    model = train_occluder_learner(tr["face"][~tags], tr["hull"][~tags], sources, cfg, torch.device("cpu"),
+                                   real_occluded=tr["face"][tags])
+    print(f"tagged learner: {int(tags.sum())} training faces tagged occluded")
+    return (model, *pick_setting(_scores(model, val[0]), val[1], val[2]))
+
+
 def _print_table(rows: dict[str, dict[str, float]]) -> None:
-    print(f"{'source':<32} {'IoU clean':>9} {'IoU occl.':>9} {'occl. kept':>10}")
+    print(f"{'source':<48} {'IoU clean':>9} {'IoU occl.':>9} {'occl. kept':>10}")
     for name, r in rows.items():
-        print(f"{name:<32} {r['iou_clean']:9.3f} {r['iou_occluded']:9.3f} {r['occluder_kept']:10.3f}")
+        print(f"{name:<48} {r['iou_clean']:9.3f} {r['iou_occluded']:9.3f} {r['occluder_kept']:10.3f}")
 
 
 def _ratios(rows: dict[str, dict[str, float]]) -> list[dict]:
     dev = platform.processor() or platform.machine()
     hull = rows["hull"]
     learned = {k: v for k, v in rows.items() if k != "hull"}
-    name, best = max(learned.items(), key=lambda kv: kv[1]["iou_occluded"])
+    tight = {k: v for k, v in learned.items() if v["occluder_kept"] < 1 / 3} or learned
+    name, best = max(tight.items(), key=lambda kv: kv[1]["iou_occluded"])
     out = [
         {"name": "mask_iou_occluded_best_over_hull", "value": best["iou_occluded"] / hull["iou_occluded"],
          "target": "> 1", "unit": f"ratio ({name})", "device": dev},
@@ -187,8 +249,9 @@ def _ratios(rows: dict[str, dict[str, float]]) -> list[dict]:
     return out
 
 
-def make_sheet(model, t: float, out: Path, method: str, cols: int = 8) -> None:
-    """Woman video frames (every 12th) aligned, with the hull-minus-occluder mask outlined in green."""
+def make_sheet(model, t: float, d: int, out: Path, method: str, cols: int = 8) -> None:
+    """Woman video frames (every 12th) aligned, with the hull-minus-occluder mask outlined in green (outside dimmed).
+    ``method`` only labels the printout."""
     path = SAMPLES / "WolfgangLanger_Pexels.mp4"
     if not path.is_file():
         print(f"no {path}: sheet skipped")
@@ -201,7 +264,7 @@ def make_sheet(model, t: float, out: Path, method: str, cols: int = 8) -> None:
             continue
         face, hull, _ = got
         small = cv2.resize(face, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-        score = occluder_score(model, to_tensor(small[None], torch.device("cpu")))[0, 0].numpy()
+        score = grow(occluder_score(model, to_tensor(small[None], torch.device("cpu")))[:, 0].numpy(), d)[0]
         mask = hull * (cv2.resize(score, (128, 128)) <= t)
         tile = (face * 255).astype(np.uint8).copy()
         cnts, _ = cv2.findContours((mask > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -212,13 +275,14 @@ def make_sheet(model, t: float, out: Path, method: str, cols: int = 8) -> None:
     rows = [np.concatenate(tiles[r:r + cols] + [np.zeros_like(tiles[0])] * (cols - len(tiles[r:r + cols])), 1)
             for r in range(0, len(tiles), cols)]
     cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
-    print(f"sheet {out} ({len(tiles)} faces, mask hull - {method} occluder map)")
+    print(f"sheet {out} ({len(tiles)} faces, mask = hull - occluder map of {method})")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sheet", default=None, help="PNG contact sheet of the woman video with the mask drawn")
+    ap.add_argument("--ae-model", default=None, help="trained facelab model folder: adds its learned mask as a row")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    run(args.quick, args.sheet)
+    run(args.quick, args.sheet, args.ae_model)

@@ -37,6 +37,10 @@ def progress(total: int | None, desc: str, unit: str = "it") -> tqdm:
 
 def progress_callback(bar: tqdm) -> Callable[..., None]:
     def cb(n: int = 1, **postfix) -> None:
+        total = postfix.pop("total", None)
+        if total is not None:
+            bar.total = total
+            bar.refresh()
         if postfix:
             bar.set_postfix(postfix, refresh=False)
         bar.update(n)

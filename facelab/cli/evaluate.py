@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, progress_callback
-from facelab.evaluate.report import EvaluateConfig, evaluate_swap, find_model_dir, find_pairs, write_report
+from facelab.evaluate.report import EvaluateConfig, evaluate_swap, find_pairs, write_report
+from facelab.train.checkpoint import find_swap_model
 from facelab.utils.config import build_config, load_config_file
 
 
@@ -28,7 +29,7 @@ def evaluate_cmd(workspace: Path, model: str | None, samples: int | None, stabil
     cfg = build_config(EvaluateConfig, load_config_file(config_file),
                        {"model": model, "samples": samples, "stability_frames": stability_frames, "device": device})
     json_path = output or ws.root / "evaluation.json"
-    find_pairs(ws), find_model_dir(ws, cfg.model)  # say which stage to run first before any work starts
+    find_pairs(ws), find_swap_model(ws, cfg.model)  # say which stage to run first before any work starts
     with progress(cfg.samples, "evaluate", "frame") as bar:
         report = evaluate_swap(ws, cfg, progress_callback(bar))
     write_report(report, json_path, json_path.with_suffix(".png"))

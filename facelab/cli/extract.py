@@ -1,4 +1,4 @@
-"""CLI of the extract stage: ``extract``, ``backends``, ``sort`` and the ``faces`` tools (sheet, recover-names, info)."""
+"""CLI of the extract stage: `extract`, `backends`, `sort` and the `faces` tools (sheet, recover-names, info)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import click
 
 from facelab.align.geometry import FACE_TYPES
 from facelab.align.smooth import SMOOTH_METHODS
-from facelab.cli.common import config_option, echo_summary, force_option, get_workspace, progress, workspace_option
+from facelab.cli.common import (
+    config_option,
+    device_option,
+    echo_summary,
+    force_option,
+    get_workspace,
+    progress,
+    workspace_option,
+)
 from facelab.detect import DETECTORS, detector_available, weight_dirs
 from facelab.errors import FacelabError
 from facelab.extract import ExtractConfig, extract_faces
@@ -62,6 +70,8 @@ def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, fo
 @click.option("--size", type=int, default=None, help="Face image size in pixels [512].")
 @click.option("--jpeg-quality", type=int, default=None, help="JPEG quality 1-100 [95].")
 @click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default=None, help="Face files [jpg].")
+@click.option("--interpolation", type=click.Choice(["lanczos4", "cubic", "linear"]), default=None,
+              help="Resampling of the aligned face [lanczos4].")
 @click.option("--max-faces", type=int, default=None, help="Keep the N largest faces per frame, 0 = all [0].")
 @click.option("--min-face", type=int, default=None, help="Smallest face box side in pixels [40].")
 @click.option("--min-fit", type=float, default=None, help="Face check threshold; lower keeps more [0.0].")
@@ -74,6 +84,7 @@ def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, fo
               help="Photo of the person to keep; other identities are skipped.")
 @click.option("--reference-threshold", type=float, default=None, help="Identity distance to accept [0.6].")
 @click.option("--workers", type=int, default=None, help="Processes, 0 = one per core [0].")
+@device_option
 @force_option
 def extract_cmd(target, workspace, side, input_dir, output_dir, config_file, force, **flags) -> None:
     """Detect faces, 68 landmarks and write aligned face files (resumes unless --force)."""

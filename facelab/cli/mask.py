@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from facelab.cli.common import device_option, echo_summary, force_option, get_workspace, progress, progress_callback
-from facelab.cli.common import workspace_option
+from facelab.cli.common import (
+    device_option,
+    echo_summary,
+    force_option,
+    get_workspace,
+    progress,
+    progress_callback,
+    workspace_option,
+)
 from facelab.utils.device import select_device
 from facelab.workspace.faces import list_faces
 
@@ -27,9 +36,12 @@ def mask() -> None:
 @click.option("--size", type=int, default=None, help="Learner input size in pixels [64].")
 @click.option("--batch", "batch_size", type=int, default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--occluded-list", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Text file of face names (one a line) you tagged as occluded, e.g. a hand over the face.")
 @device_option
-def train_cmd(workspace, side, method, device, **flags) -> None:
-    """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders)."""
+def train_cmd(workspace, side, method, device, occluded_list, **flags) -> None:
+    """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders), plus
+    optional yes/no tags of really occluded faces."""
     from facelab.masks.learner import MaskLearnConfig
     from facelab.masks.workspace_masks import train_mask_model
     from facelab.utils.config import build_config
@@ -37,7 +49,8 @@ def train_cmd(workspace, side, method, device, **flags) -> None:
     ws = get_workspace(workspace)
     cfg = build_config(MaskLearnConfig, {"method": method}, flags, source="mask train option")
     with progress(cfg.steps + cfg.refine_steps, f"mask train {method}", "step") as bar:
-        result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar))
+        result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar),
+                                  occluded_list)
     echo_summary(f"mask model ({method}) trained on data_{side}/aligned", result)
 
 

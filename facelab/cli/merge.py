@@ -50,7 +50,7 @@ _SETTING_OPTIONS: list[Callable] = [
     click.option("--bicubic-degrade", type=click.IntRange(0, 100), default=None, help="Frame degrade power [0]."),
     click.option("--color-degrade", type=click.IntRange(0, 100), default=None, help="256-colour degrade [0]."),
     click.option("--smooth/--no-smooth", "smooth", default=None, help="Smooth landmarks over time [on]."),
-    click.option("--smooth-window", type=click.IntRange(3, 99), default=None, help="Frames [7]."),
+    click.option("--smooth-window", type=click.IntRange(3, 99), default=None, help="Frames, odd [7]."),
     click.option("--color-smooth", type=click.IntRange(1, 99), default=None, help="Colour statistics window, "
                  "frames; 1 = off [5]."),
     click.option("--batch", type=click.IntRange(1, 1024), default=None, help="Faces per model call [8]."),
@@ -83,16 +83,17 @@ def _common(func: Callable) -> Callable:
 
 
 def _prepare(kw: dict[str, Any]):
-    from facelab.cli.train import find_model_dir
     from facelab.merge.config import settings_from_file
+    from facelab.train.checkpoint import find_swap_model
     from facelab.utils.device import select_device
 
     flags = {k: kw.pop(k) for k in _SETTING_NAMES}
     ws = get_workspace(kw.pop("workspace"))
     settings = settings_from_file(kw.pop("config_file"), flags)
     device = select_device(kw.pop("device") or "auto")
-    model_dir = kw.pop("model_dir") or (find_model_dir(ws, kw.pop("name")) if settings.base.mode != "original"
-                                        else None)
+    modes = {settings.base.mode, *(r.overrides.get("mode", settings.base.mode) for r in settings.ranges)}
+    name = kw.pop("name")
+    model_dir = kw.pop("model_dir") or (find_swap_model(ws, name) if modes != {"original"} else None)
     return ws, settings, device, model_dir
 
 
@@ -153,9 +154,9 @@ def preview_cmd(frames_text: str, varies: tuple[str, ...], out_path: Path, cell_
     ws, settings, device, model_dir = _prepare(kw)
     parsed = [parse_vary(v) for v in varies]
     if model_dir is None and any(k == "mode" and any(m != "original" for m in v) for k, v in parsed):
-        from facelab.cli.train import find_model_dir
+        from facelab.train.checkpoint import find_swap_model
 
-        model_dir = find_model_dir(ws, None)
+        model_dir = find_swap_model(ws, None)
     predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None
     grid = render_preview(ws, model_dir, settings, numbers, parsed, device, predictor=predictor,
                           paths=MergePaths.of(ws, frames_dir, aligned_dir), cell_width=cell_width)

@@ -12,6 +12,7 @@ import click
 from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, workspace_option
 from facelab.errors import FacelabError
 from facelab.models import MODELS
+from facelab.train.checkpoint import find_swap_model
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config, load_config_file
 
@@ -180,20 +181,6 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
         })
 
 
-def find_model_dir(ws, name: str | None) -> Path:
-    """The model folder named ``name``, or the only trained one in the workspace when no name is given."""
-    from facelab.train.checkpoint import has_checkpoint
-
-    if name:
-        return ws.model(name)
-    trained = sorted(p for p in ws.models.iterdir() if p.is_dir() and has_checkpoint(p)) if ws.models.is_dir() else []
-    if len(trained) == 1:
-        return trained[0]
-    if not trained:
-        raise FacelabError(f"no trained model in {ws.models}; run `python main.py train` first")
-    raise FacelabError(f"several models in {ws.models} ({', '.join(p.name for p in trained)}); pick one with --name")
-
-
 @click.command("export")
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
               help="Export format.")
@@ -208,7 +195,7 @@ def export_cmd(fmt: str, name: str | None, workspace: Path, output: Path | None,
     from facelab.train.checkpoint import load_model
 
     ws = get_workspace(workspace)
-    model_dir = find_model_dir(ws, name)
+    model_dir = find_swap_model(ws, name)
     model = load_model(model_dir, "cpu")
     output = output or model_dir / f"{model_dir.name}.{fmt}"
     diff = export_onnx(model, output, opset=opset)

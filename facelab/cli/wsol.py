@@ -38,20 +38,28 @@ def wsol() -> None:
 @click.option("--lr", type=float, default=None)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default=None)
 @click.option("--seed", type=int, default=None)
+@click.option("--alpha", type=float, default=None, help="BAS foreground-guidance weight [0.5].")
+@click.option("--beta", type=float, default=None, help="BAS area weight [1.0].")
+@click.option("--area-r", type=float, default=None, help="SAT target foreground share [0.25].")
 @config_option
 @device_option
 @force_option
-def train_cmd(method, data, out, backbone, width, pretrained, config_file, device, force, **flags) -> None:
+def train_cmd(method, data, out, backbone, width, pretrained, config_file, device, force, alpha, beta, area_r,
+              **flags) -> None:
     """Train BAS or SAT on the train split; resumes from OUT/ckpt_last.pt unless --force."""
     from facelab.wsol.data import load_split
     from facelab.wsol.models import WsolArch
     from facelab.wsol.trainer import WsolTrainConfig, train_config_from_dict, train_wsol
 
     layers = {**load_config_file(config_file), **{k: v for k, v in flags.items() if v is not None}}
+    weights = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("area_r", area_r)) if v is not None}
+    if weights:
+        layers["weights"] = {**layers.get("weights", {}), **weights}
     try:
         cfg = train_config_from_dict(layers)
     except (TypeError, ValueError) as exc:
-        raise FacelabError(f"invalid wsol train settings ({exc}); known: {', '.join(WsolTrainConfig.__annotations__)}")
+        known = ", ".join(WsolTrainConfig.__annotations__)
+        raise FacelabError(f"invalid wsol train settings ({exc}); known: {known}") from exc
     records = load_split(data, "train")
     n_cls = max((r.label for r in records), default=0) + 1
     arch = WsolArch(method, backbone or ("tiny" if method == "bas" else "vit_tiny_scratch"), n_cls, width)

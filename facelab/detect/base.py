@@ -89,7 +89,7 @@ def require_weights(*filenames: str) -> list[Path]:
     found = [find_weights(f) for f in filenames]
     if all(p is not None for p in found):
         return found  # type: ignore[return-value]
-    missing = [f for f, p in zip(filenames, found) if p is None]
+    missing = [f for f, p in zip(filenames, found, strict=True) if p is None]
     dirs = " or ".join(str(d) for d in weight_dirs())
     raise FacelabError(
         f"missing weight file(s) {', '.join(missing)} (face-alignment needs s3fd-619a316812.pth and "

@@ -62,12 +62,17 @@ class DlibHogDetector:
     def available() -> tuple[bool, str]:
         return dlib_available()
 
+    @property
+    def hog(self):
+        """The underlying dlib detector (shared by callers that run it on other images, e.g. face checks)."""
+        return self._det
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         small, f = _downscale(check_image(image), MAX_SIDE)
         up = max(0, self.upsample - int(f > 1.0))
         rects, scores, _ = self._det.run(small, up, self.threshold)
         return [Detection((r.left() * f, r.top() * f, (r.right() + 1) * f, (r.bottom() + 1) * f), float(s))
-                for r, s in zip(rects, scores)]
+                for r, s in zip(rects, scores, strict=True)]
 
 
 @DETECTORS.register("dlib-cnn", help="dlib MMOD CNN (more robust to pose, several seconds a frame on CPU)")

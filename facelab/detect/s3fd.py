@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelab.detect.base import DETECTORS, Detection, check_image, find_weights, import_face_alignment, weight_dirs, \
-    require_weights
+from facelab.detect.base import (
+    DETECTORS,
+    Detection,
+    check_image,
+    find_weights,
+    import_face_alignment,
+    require_weights,
+    weight_dirs,
+)
 
 S3FD_WEIGHTS = "s3fd-619a316812.pth"
 

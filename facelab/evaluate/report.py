@@ -18,6 +18,7 @@ import numpy as np
 from facelab.align import estimate_pose, face_transform, transform_points
 from facelab.errors import FaceFileError, FacelabError
 from facelab.evaluate import metrics as M
+from facelab.train.checkpoint import find_swap_model
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
 from facelab.workspace.faces import list_faces
 
@@ -64,21 +65,6 @@ def find_pairs(ws: Workspace) -> list[FramePair]:
         raise FacelabError(f"no merged frame in {ws.merged} has a face file in {ws.aligned('dst')}; "
                            "run `python main.py extract` and `python main.py merge` first")
     return pairs
-
-
-def find_model_dir(ws: Workspace, name: str | None) -> Path:
-    """The model folder to evaluate (the only one when ``name`` is None)."""
-    if name is not None:
-        path = ws.model(name)
-        if not (path / "ckpt_last.pt").is_file():
-            raise FacelabError(f"no trained model in {path}; run `python main.py train --name {name}` first")
-        return path
-    found = sorted(p for p in ws.models.glob("*") if (p / "ckpt_last.pt").is_file()) if ws.models.is_dir() else []
-    if not found:
-        raise FacelabError(f"no trained model in {ws.models}; run `python main.py train` first")
-    if len(found) > 1:
-        raise FacelabError(f"several models in {ws.models} ({', '.join(p.name for p in found)}); pick one with --model")
-    return found[0]
 
 
 def _evenly(items: list, n: int) -> list:
@@ -175,13 +161,13 @@ def reconstruction_ssim(model_dir: Path, pairs: list[FramePair], device: str) ->
     x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255).to(dev)
     with torch.no_grad():
         rec = model.preview(x, x)["dst_dst"].clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    return float(np.mean([M.image_ssim(r.astype(np.float32), c.astype(np.float32) / 255) for r, c in zip(rec, crops)]))
+    return float(np.mean([M.image_ssim(r.astype(np.float32), c.astype(np.float32) / 255) for r, c in zip(rec, crops, strict=True)]))
 
 
 def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
     """Measure the swap in ``ws``; returns the report dict (see module doc)."""
     pairs = find_pairs(ws)
-    model_dir = find_model_dir(ws, cfg.model)
+    model_dir = find_swap_model(ws, cfg.model)
     tools = _Tools()
     src_id = source_identity(ws, tools, cfg.src_faces)
     sampled = _evenly(pairs, cfg.samples)

@@ -8,6 +8,7 @@ from facelab.align.geometry import canonical_face_type
 from facelab.align.smooth import SMOOTH_METHODS
 
 FACE_FORMATS = ("jpg", "png")
+INTERPOLATIONS = ("lanczos4", "cubic", "linear")  # warp of the aligned face; lanczos4 is DeepFaceLab's
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,10 @@ class ExtractConfig:
 
     ``min_fit``: a detection is kept when the dlib-HOG score of its aligned full-face crop plus its own detector
     score (clipped to [0, 1]) reaches this value; clothing, logos and other false positives fall below it.
-    ``workers``: processes (0 = one per core, at most 2 here); ``smooth``: temporal landmark smoothing of
+    ``max_residual``: largest RMS misfit (template units, face width ~1) of the 33 alignment landmarks to the
+    mean face; ``rotations``: retry 90/270/180 degree turns of frames where nothing was found.
+    ``interpolation``: resampling of the aligned face (lanczos4 is the sharpest and ~4x the cost of cubic).
+    ``workers``: processes (0 = one per core, at most 8); ``device``: torch device of s3fd / fan; ``smooth``: temporal landmark smoothing of
     single-face runs over consecutive frames (for destination videos).
     """
 
@@ -26,6 +30,7 @@ class ExtractConfig:
     size: int = 512
     jpeg_quality: int = 95
     image_format: str = "jpg"
+    interpolation: str = "lanczos4"
     max_faces: int = 0
     min_face: int = 40
     min_fit: float = 0.0
@@ -38,7 +43,7 @@ class ExtractConfig:
     reference: str | None = None
     reference_threshold: float = 0.6
     workers: int = 0
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "face_type", canonical_face_type(self.face_type))
@@ -48,6 +53,8 @@ class ExtractConfig:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.image_format not in FACE_FORMATS:
             raise ValueError(f"image_format must be one of {FACE_FORMATS}, got {self.image_format!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
         if self.max_faces < 0 or self.min_face < 0 or self.workers < 0:
             raise ValueError("max_faces, min_face and workers must be >= 0")
         if self.smooth_method not in SMOOTH_METHODS:

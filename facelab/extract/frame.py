@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from facelab.align.geometry import face_transform, matrix_scale, template_matrix, transform_points, warp_to_face
@@ -17,10 +18,11 @@ from facelab.landmarks import DlibIdentity, create_landmarks
 ROTATIONS = (0, 90, 270, 180)  # DeepFaceLab's retry order
 MIN_FRAME_SIDE = 32  # smaller frames cannot hold a face of the minimum size
 RECHECK_SIZE = 160  # aligned full-face crop the HOG re-check runs on
-MAX_AREA_RATIO = 4.0  # full-face crop area / detector box area (DeepFaceLab's sanity rule)
+MAX_AREA_RATIO = 4.0
+TORCH_BACKENDS = ("s3fd", "fan")  # backends that take a torch ``device``  # full-face crop area / detector box area (DeepFaceLab's sanity rule)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FoundFace:
     """A face accepted in one frame: box and 68 landmarks in frame pixels, plus its scores."""
 
@@ -46,6 +48,12 @@ class FrameFaces:
     rejected: dict[str, int] = field(default_factory=dict)
 
 
+def _torch_device(name: str) -> str:
+    from facelab.utils.device import select_device
+
+    return str(select_device(name))
+
+
 def template_residual(landmarks: np.ndarray) -> float:
     """RMS distance (template units: face width ~1) of the 33 alignment points from the fitted mean face."""
     fitted = transform_points(landmarks[list(TEMPLATE_INDICES)], template_matrix(landmarks))
@@ -59,15 +67,18 @@ class FaceFinder:
         import dlib
 
         self.cfg = cfg
-        self.detector = create_detector(cfg.detector, min_face=cfg.min_face)
-        self.landmarker = create_landmarks(cfg.landmarks)
-        self._recheck = dlib.get_frontal_face_detector()
+        dev = {"device": _torch_device(cfg.device)} if {cfg.detector, cfg.landmarks} & set(TORCH_BACKENDS) else {}
+        self.detector = create_detector(cfg.detector, min_face=cfg.min_face,
+                                        **(dev if cfg.detector in TORCH_BACKENDS else {}))
+        self.landmarker = create_landmarks(cfg.landmarks, **(dev if cfg.landmarks in TORCH_BACKENDS else {}))
+        # building a HOG detector takes ~0.5 s: reuse the one detecting when there is one
+        self._recheck = getattr(self.detector, "hog", None) or dlib.get_frontal_face_detector()
         self.identity = DlibIdentity() if reference is not None else None
         self.reference = reference
 
     def recheck_score(self, image: np.ndarray, landmarks: np.ndarray) -> float:
         """Best dlib-HOG score on the aligned full-face crop (-2 when nothing fires): does it look like a face?"""
-        crop = warp_to_face(image, face_transform(landmarks, RECHECK_SIZE, "full"), RECHECK_SIZE)
+        crop = warp_to_face(image, face_transform(landmarks, RECHECK_SIZE, "full"), RECHECK_SIZE, cv2.INTER_LINEAR)
         _, scores, _ = self._recheck.run(crop, 0, -2.0)
         return float(max(scores)) if len(scores) else -2.0
 

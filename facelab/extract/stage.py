@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -119,9 +119,23 @@ def _run_jobs(jobs: list[_Job], cfg: ExtractConfig, reference: np.ndarray | None
         for job in jobs:
             yield _process(finder, job)
         return
+    check_backends(cfg)  # fail here with the backend's own message, not as a broken worker pool
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(cfg, reference)) as pool:
         yield from pool.map(_work, jobs, chunksize=2)
+
+
+def check_backends(cfg: ExtractConfig) -> None:
+    """Raise the backend's FacelabError in this process when the detector or landmark model cannot load."""
+    from facelab.detect import create_detector, detector_available
+    from facelab.landmarks import create_landmarks, landmarks_available
+
+    if not detector_available(cfg.detector)[0]:
+        create_detector(cfg.detector)
+        raise FacelabError(f"detector {cfg.detector}: {detector_available(cfg.detector)[1]}")
+    if not landmarks_available(cfg.landmarks)[0]:
+        create_landmarks(cfg.landmarks)
+        raise FacelabError(f"landmarks {cfg.landmarks}: {landmarks_available(cfg.landmarks)[1]}")
 
 
 def resolve_workers(workers: int, jobs: int) -> int:
@@ -145,7 +159,7 @@ def smooth_runs(order: list[str], found: dict[str, FrameFaces], cfg: ExtractConf
         if len(run) >= 3:
             seq = np.stack([found[n].faces[0].landmarks for n in run])
             smoothed = smooth_landmarks(seq, cfg.smooth_method, **params)
-            for n, lm in zip(run, smoothed):
+            for n, lm in zip(run, smoothed, strict=True):
                 out[n] = replace(found[n], faces=(replace(found[n].faces[0], landmarks=lm),))
         run = []
     return out

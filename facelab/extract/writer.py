@@ -14,6 +14,8 @@ from facelab.extract.frame import FoundFace
 from facelab.workspace.faces import FaceMeta, write_face
 from facelab.workspace.images import write_image
 
+INTERPOLATION_FLAGS = {"lanczos4": cv2.INTER_LANCZOS4, "cubic": cv2.INTER_CUBIC, "linear": cv2.INTER_LINEAR}
+
 
 def face_name(frame_stem: str, index: int, fmt: str) -> str:
     return f"{frame_stem}_{index}.{fmt}"
@@ -46,7 +48,8 @@ def write_faces(image: np.ndarray, faces: tuple[FoundFace, ...], source_frame: s
     for i, face in enumerate(faces):
         meta, mat = build_meta(face, i, source_frame, (w, h), cfg)
         path = aligned_dir / face_name(stem, i, cfg.image_format)
-        write_face(path, warp_to_face(image, mat, cfg.size), meta, quality=cfg.jpeg_quality)
+        face_img = warp_to_face(image, mat, cfg.size, INTERPOLATION_FLAGS[cfg.interpolation])
+        write_face(path, face_img, meta, quality=cfg.jpeg_quality)
         out.append(path)
     return out
 

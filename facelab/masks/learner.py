@@ -1,7 +1,8 @@
 """Weakly supervised occluder learner for face masks: BAS or SAT trained on "occluded vs clean" image labels.
 
 Labels cost nothing: clean aligned faces are class 0; the same faces with an occluder pasted at a random place are
-class 1 (the paste's pixels are never used for training). The learner's map of class 1 is an occluder map O; the
+class 1 (the paste's pixels are never used for training); faces a person tagged "occluded" (yes/no per frame, e.g. a
+hand over the mouth) join class 1 as they are. The learner's map of class 1 is an occluder map O; the
 face mask is the landmark hull minus O: ``P = H * [score <= t]`` with ``score = p(occluded) * O``. Optionally a small
 U-Net is trained on those masks as pseudo-labels (image + hull in, mask out) to sharpen the blocky map.
 Images are float32 HWC RGB [0,1] in numpy and (B,3,S,S) in torch.
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,21 +60,28 @@ class MaskLearnConfig:
 
 
 def synth_batch(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], rng: np.random.Generator,
-                n: int, occluded_share: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``n`` samples from faces (N,S,S,3) and hulls (N,S,S): images (n,S,S,3), labels (n,) 1 = occluded,
-    occluder masks (n,S,S) and the hulls (n,S,S) of the (possibly flipped) faces."""
+                n: int, occluded_share: float = 0.5, real_occluded: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` samples from clean faces (N,S,S,3) and hulls (N,S,S): images (n,S,S,3), labels (n,) 1 = occluded,
+    occluder masks (n,S,S; unknown = 0 for real occluded faces) and hulls (n,S,S) of the (possibly flipped) faces.
+    ``real_occluded`` (M,S,S,3): faces a user tagged "occluded"; half of the occluded samples come from them."""
     imgs, labels, occs, hs = [], [], [], []
     for i in rng.integers(0, len(faces), n):
         face, hull = faces[i], hulls[i]
+        occluded = rng.random() < occluded_share
+        real = occluded and real_occluded is not None and len(real_occluded) > 0 and rng.random() < 0.5
+        if real:
+            face = real_occluded[int(rng.integers(0, len(real_occluded)))]
         if rng.random() < 0.5:
             face, hull = np.ascontiguousarray(face[:, ::-1]), np.ascontiguousarray(hull[:, ::-1])
         occ = np.zeros(hull.shape, np.float32)
-        if rng.random() < occluded_share:
+        if occluded and not real:
             face, occ = paste_occluder(face, hull, sources, rng)
+            occluded = bool(occ.any())
         imgs.append(face)
         occs.append(occ)
         hs.append(hull)
-        labels.append(int(occ.any()))
+        labels.append(int(occluded))
     return np.stack(imgs), np.asarray(labels, np.int64), np.stack(occs), np.stack(hs)
 
 
@@ -82,8 +91,10 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def train_occluder_learner(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], cfg: MaskLearnConfig,
-                           device: torch.device, progress: Progress | None = None) -> nn.Module:
-    """Train BAS/SAT with labels clean (0) / occluded (1) on fresh synthetic batches; returns the model (eval)."""
+                           device: torch.device, progress: Progress | None = None,
+                           real_occluded: np.ndarray | None = None) -> nn.Module:
+    """Train BAS/SAT with labels clean (0) / occluded (1) on fresh synthetic batches (plus user-tagged occluded
+    faces when given); returns the model in eval mode."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = create_wsol_model(cfg.arch).to(device)
@@ -92,7 +103,7 @@ def train_occluder_learner(faces: np.ndarray, hulls: np.ndarray, sources: list[n
     w = LossWeights(alpha=cfg.alpha, beta=cfg.beta, area_r=cfg.area_r, negative_class=0, neg_weight=cfg.neg_weight)
     model.train()
     for _ in range(cfg.steps):
-        x, y, _, _ = synth_batch(faces, hulls, sources, rng, cfg.batch_size)
+        x, y, _, _ = synth_batch(faces, hulls, sources, rng, cfg.batch_size, real_occluded=real_occluded)
         terms = method_losses(cfg.method, model, to_tensor(x, device), torch.from_numpy(y).to(device), w)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
@@ -127,6 +138,45 @@ def mask_iou(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     inter = (p & t).sum((1, 2))
     union = (p | t).sum((1, 2))
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def grow(scores: np.ndarray, d: int) -> np.ndarray:
+    """Grey dilation of score maps (N,S,S) by a (2d+1)^2 square: widens the coarse occluder region by d pixels."""
+    if d <= 0:
+        return scores
+    k = np.ones((2 * d + 1, 2 * d + 1), np.uint8)
+    return np.stack([cv2.dilate(np.ascontiguousarray(x, np.float32), k) for x in scores])
+
+
+def occluder_kept(pred: np.ndarray, hulls: np.ndarray, occs: np.ndarray) -> np.ndarray:
+    """Per image share of occluder pixels inside the hull that ``pred`` (N,S,S) keeps (0 when none)."""
+    o = (occs * hulls) >= 0.5
+    return ((pred >= 0.5) & o).sum((1, 2)) / np.maximum(o.sum((1, 2)), 1)
+
+
+def pick_setting(scores: np.ndarray, hulls: np.ndarray, occs: np.ndarray,
+                 leak_budget: float = 0.25) -> tuple[float, int]:
+    """(threshold, dilation) of ``hull_minus(H, grow(score, d), t)`` with the best mean IoU on a validation split
+    of synthetic pastes among settings that keep at most ``leak_budget`` of occluder pixels and are no worse than
+    the bare hull (best IoU overall when none is)."""
+    targets = hulls * (1 - occs)
+    occluded = occs.reshape(len(occs), -1).any(1)
+    hull_iou = float(mask_iou(hulls, targets).mean())
+    best: tuple[float, float, int] | None = None
+    fallback: tuple[float, float, int] | None = None
+    for d in range(0, 5):
+        g = grow(scores, d)
+        for t in np.round(np.arange(0.05, 1.0, 0.05), 2):
+            pred = hull_minus(hulls, g, t)
+            iou = float(mask_iou(pred, targets).mean())
+            kept = float(occluder_kept(pred, hulls, occs)[occluded].mean()) if occluded.any() else 0.0
+            if fallback is None or iou > fallback[0]:
+                fallback = (iou, float(t), d)
+            if kept <= leak_budget and iou >= hull_iou and (best is None or iou > best[0]):
+                best = (iou, float(t), d)
+    chosen = best or fallback
+    assert chosen is not None
+    return chosen[1], chosen[2]
 
 
 def pick_threshold(scores: np.ndarray, hulls: np.ndarray, targets: np.ndarray) -> float:
@@ -188,3 +238,9 @@ def train_refiner(learner: nn.Module, t: float, faces: np.ndarray, hulls: np.nda
 def refine(net: RefineNet, x: torch.Tensor, hull: torch.Tensor) -> torch.Tensor:
     """(B,3,S,S), (B,1,S,S) -> refined mask probability (B,1,S,S), kept inside the hull."""
     return torch.sigmoid(net(torch.cat([x, hull], 1))) * hull
+
+
+@torch.no_grad()
+def refined_score(net: RefineNet, x: torch.Tensor, hull: torch.Tensor) -> torch.Tensor:
+    """Occluder score of the refiner, 1 - p(visible face), (B,1,S,S): thresholded like ``occluder_score``."""
+    return 1.0 - torch.sigmoid(net(torch.cat([x, hull], 1)))

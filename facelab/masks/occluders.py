@@ -27,6 +27,37 @@ def background_crops(frame: np.ndarray, face_box: tuple[float, float, float, flo
     return out
 
 
+def package_textures() -> list[np.ndarray]:
+    """Training occluder textures that ship with scikit-image, float32 HWC [0,1] (grey ones as RGB). The
+    occlusion benchmark tests on other images (immunohistochemistry, retina, hubble, coins, camera)."""
+    from skimage import data
+
+    out = []
+    for name in ("coffee", "chelsea", "rocket", "colorwheel", "brick", "grass", "gravel", "moon", "page", "clock"):
+        im = getattr(data, name)()
+        im = np.repeat(im[:, :, None], 3, 2) if im.ndim == 2 else im[:, :, :3]
+        out.append(im.astype(np.float32) / 255.0)
+    return out
+
+
+def skin_patches(faces: np.ndarray, hulls: np.ndarray, rng: np.random.Generator, count: int = 32) -> list[np.ndarray]:
+    """Square patches cut from inside the hulls of faces (N,S,S,3): skin textures for hand-like occluders."""
+    out = []
+    s = faces.shape[1]
+    side = max(4, s // 5)
+    for _ in range(count * 4):
+        if len(out) >= count:
+            break
+        i = int(rng.integers(0, len(faces)))
+        inner = cv2.erode(hulls[i].astype(np.uint8), np.ones((side, side), np.uint8))
+        ys, xs = np.nonzero(inner)
+        if len(ys):
+            j = int(rng.integers(0, len(ys)))
+            y, x = ys[j] - side // 2, xs[j] - side // 2
+            out.append(np.ascontiguousarray(faces[i, y:y + side, x:x + side]))
+    return out
+
+
 def _shape_mask(rng: np.random.Generator, size: int) -> np.ndarray:
     """A random occluder silhouette on a ``size`` canvas, centred, uint8 {0,1}."""
     m = np.zeros((size, size), np.uint8)
@@ -61,7 +92,12 @@ def _texture(rng: np.random.Generator, source: np.ndarray, size: int) -> np.ndar
     tex = cv2.resize(source[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
     if tex.ndim == 2:
         tex = np.repeat(tex[:, :, None], 3, 2)
-    return tex.astype(np.float32) * np.float32(rng.uniform(0.7, 1.2))
+    tex = tex.astype(np.float32)
+    if rng.random() < 0.25:  # grey, permuted channels, darker or brighter: occluders of any colour
+        tex = np.repeat(tex.mean(2, keepdims=True), 3, 2)
+    elif rng.random() < 0.3:
+        tex = tex[:, :, rng.permutation(3)]
+    return tex * np.float32(rng.uniform(0.4, 1.3))
 
 
 def paste_occluder(face: np.ndarray, hull: np.ndarray, sources: list[np.ndarray], rng: np.random.Generator,

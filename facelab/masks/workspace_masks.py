@@ -20,9 +20,22 @@ import torch
 
 from facelab.align import hull_mask
 from facelab.errors import FaceFileError, FacelabError
-from facelab.masks.learner import (MaskLearnConfig, RefineNet, hull_minus, mask_iou, occluder_score, pick_threshold,
-                                   refine, synth_batch, to_tensor, train_occluder_learner, train_refiner)
-from facelab.masks.occluders import background_crops
+from facelab.masks.learner import (
+    MaskLearnConfig,
+    RefineNet,
+    grow,
+    hull_minus,
+    mask_iou,
+    occluder_score,
+    pick_setting,
+    pick_threshold,
+    refined_score,
+    synth_batch,
+    to_tensor,
+    train_occluder_learner,
+    train_refiner,
+)
+from facelab.masks.occluders import background_crops, package_textures
 from facelab.utils.atomic import atomic_path, atomic_write_text
 from facelab.workspace import Workspace
 from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, update_meta
@@ -40,14 +53,8 @@ class MaskModel:
     learner: torch.nn.Module
     refiner: RefineNet | None
     threshold: float
+    dilation: int  # pixels at the learner's size by which the occluder region is widened
     cfg: MaskLearnConfig
-
-
-def package_sources() -> list[np.ndarray]:
-    """Occluder textures that ship with scikit-image (float32 HWC [0,1])."""
-    from skimage import data
-
-    return [im.astype(np.float32) / 255.0 for im in (data.coffee(), data.chelsea(), data.rocket())]
 
 
 def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generator):
@@ -75,38 +82,70 @@ def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generato
     return np.stack(faces), np.stack(hulls), bg, used
 
 
+def _val_setting(scores: np.ndarray, hulls: np.ndarray, occs: np.ndarray) -> tuple[float, int, float]:
+    """(threshold, dilation) picked under the leak budget and the validation IoU it gives."""
+    t, d = pick_setting(scores, hulls, occs)
+    return t, d, float(mask_iou(hull_minus(hulls, grow(scores, d), t), hulls * (1 - occs)).mean())
+
+
+def read_tags(path: Path, names: list[str]) -> np.ndarray:
+    """Bool (N,) of the face file ``names`` listed (one name per line, ``#`` comments) in the tag file ``path``."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise FacelabError(f"cannot read tag list {path}: {exc.strerror}") from exc
+    tagged = {Path(ln.split("#")[0].strip()).name for ln in lines if ln.split("#")[0].strip()}
+    unknown = tagged - set(names)
+    if unknown:
+        raise FacelabError(f"{path} names faces that are not in the aligned folder, e.g. {sorted(unknown)[0]!r}; "
+                           "list face file names such as 000123_0.jpg")
+    return np.array([n in tagged for n in names], bool)
+
+
 def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: torch.device,
-                     progress: Progress | None = None) -> dict:
-    """Train on ``side``'s faces (80 %), pick the threshold on the rest with synthetic pastes, save the model."""
+                     progress: Progress | None = None, occluded_list: Path | None = None) -> dict:
+    """Train on ``side``'s faces (80 %), pick threshold and dilation on the rest with synthetic pastes, save.
+
+    ``occluded_list``: optional file of face names a person tagged "occluded" (e.g. a hand over the face); those
+    faces become real occluded examples instead of clean ones.
+    """
     rng = np.random.default_rng(cfg.seed)
-    faces, hulls, bg, _ = load_side_faces(ws, side, cfg.size, rng)
+    faces, hulls, bg, used = load_side_faces(ws, side, cfg.size, rng)
+    tags = read_tags(occluded_list, [p.name for p in used]) if occluded_list else np.zeros(len(faces), bool)
+    real_occluded = faces[tags] if tags.any() else None
+    faces, hulls = faces[~tags], hulls[~tags]
+    if len(faces) < 4:
+        raise FacelabError(f"only {len(faces)} untagged faces in {ws.aligned(side)}; tag fewer faces as occluded")
     order = rng.permutation(len(faces))
     n_val = max(2, len(faces) // 5)
     val, train = order[:n_val], order[n_val:]
-    sources = package_sources() + bg
+    sources = package_textures() + bg
     t0 = time.time()
-    learner = train_occluder_learner(faces[train], hulls[train], sources, cfg, device, progress)
+    learner = train_occluder_learner(faces[train], hulls[train], sources, cfg, device, progress, real_occluded)
     vx, _, vo, vh = synth_batch(faces[val], hulls[val], sources, np.random.default_rng(cfg.seed + 7), 64)
-    xs = to_tensor(vx, device)
+    xs, hs = to_tensor(vx, device), torch.from_numpy(vh)[:, None].to(device)
     scores = occluder_score(learner, xs)[:, 0].cpu().numpy()
-    t = pick_threshold(scores, vh, vh * (1 - vo))
-    val_iou = float(mask_iou(hull_minus(vh, scores, t), vh * (1 - vo)).mean())
+    t, d, val_iou = _val_setting(scores, vh, vo)
     refiner, ref_iou = None, None
     if cfg.refine_steps > 0:
-        refiner = train_refiner(learner, t, faces[train], hulls[train], sources, cfg, device, progress)
-        ref = refine(refiner, xs, torch.from_numpy(vh)[:, None].to(device))[:, 0].cpu().numpy()
-        ref_iou = float(mask_iou(ref, vh * (1 - vo)).mean())
-        if ref_iou <= val_iou:  # keep the refiner only when it helps on the validation pastes
+        t_fit = pick_threshold(scores, vh, vh * (1 - vo))
+        refiner = train_refiner(learner, t_fit, faces[train], hulls[train], sources, cfg, device, progress)
+        rt, rd, ref_iou = _val_setting(refined_score(refiner, xs, hs)[:, 0].cpu().numpy(), vh, vo)
+        if ref_iou > val_iou:  # keep the refiner only when it helps on the validation pastes
+            t, d = rt, rd
+        else:
             refiner = None
     out = ws.model(f"mask_{cfg.method}")
-    save_mask_model(out, learner, refiner, t, cfg, {"faces": len(faces), "val_iou": val_iou, "val_iou_refined": ref_iou,
-                                                    "seconds": round(time.time() - t0, 1)})
-    return {"model": str(out), "faces": len(faces), "threshold": t, "val_iou": round(val_iou, 4),
+    info = {"faces": len(faces), "tagged_occluded": int(tags.sum()), "dilation": d, "val_iou": val_iou, "val_iou_refined": ref_iou,
+            "seconds": round(time.time() - t0, 1)}
+    save_mask_model(out, learner, refiner, t, d, cfg, info)
+    return {"model": str(out), "faces": len(faces), "tagged_occluded": int(tags.sum()), "threshold": t, "dilation_px": d, "val_iou": round(val_iou, 4),
             "val_iou_refined": None if ref_iou is None else round(ref_iou, 4), "refiner_used": refiner is not None}
 
 
-def save_mask_model(out: Path, learner, refiner, t: float, cfg: MaskLearnConfig, info: dict) -> None:
+def save_mask_model(out: Path, learner, refiner, t: float, d: int, cfg: MaskLearnConfig, info: dict) -> None:
     state = {"format_version": FORMAT_VERSION, "kind": "mask", "cfg": asdict(cfg), "threshold": float(t),
+             "dilation": int(d),
              "learner": learner.state_dict(), "refiner": refiner.state_dict() if refiner is not None else {}}
     with atomic_path(Path(out) / "ckpt_last.pt") as tmp:
         torch.save(state, tmp)
@@ -133,7 +172,7 @@ def load_mask_model(out: Path, device: torch.device) -> MaskModel:
         refiner = RefineNet()
         refiner.load_state_dict(state["refiner"])
         refiner = refiner.to(device).eval()
-    return MaskModel(learner.to(device).eval(), refiner, float(state["threshold"]), cfg)
+    return MaskModel(learner.to(device).eval(), refiner, float(state["threshold"]), int(state["dilation"]), cfg)
 
 
 @torch.no_grad()
@@ -145,10 +184,10 @@ def face_mask(model: MaskModel, image: np.ndarray, lm_face: np.ndarray, device: 
     hull_s = hull_mask(lm_face * (s / r), s)
     x = to_tensor(small[None], device)
     if model.refiner is not None:
-        keep = refine(model.refiner, x, torch.from_numpy(hull_s)[None, None].to(device))[0, 0].cpu().numpy() >= 0.5
+        score = refined_score(model.refiner, x, torch.from_numpy(hull_s)[None, None].to(device))
     else:
-        keep = occluder_score(model.learner, x)[0, 0].cpu().numpy() <= model.threshold
-    occ = (hull_s * (1 - keep)).astype(np.float32)
+        score = occluder_score(model.learner, x)
+    occ = hull_s * (grow(score[:, 0].cpu().numpy(), model.dilation)[0] > model.threshold)
     occ_full = cv2.resize(occ, (r, r), interpolation=cv2.INTER_LINEAR)
     return (hull_mask(lm_face, r) * (occ_full < 0.5)).astype(np.float32)
 

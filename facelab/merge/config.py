@@ -65,11 +65,14 @@ class MergeConfig:
             value = getattr(self, name)
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-        if self.smooth_window < 3 or self.color_smooth < 1 or self.batch < 1 or self.workers < -1:
-            raise ValueError("smooth_window must be >= 3, color_smooth >= 1, batch >= 1, workers >= -1")
+        if self.smooth_window < 3 or self.smooth_window % 2 == 0:
+            raise ValueError(f"smooth_window must be odd and >= 3, got {self.smooth_window}")
+        if self.color_smooth < 1 or self.batch < 1 or self.workers < -1:
+            raise ValueError("color_smooth must be >= 1, batch >= 1 and workers >= -1")
         from facelab.merge.masks import parse_mask_mode
 
         parse_mask_mode(self.mask_mode)
+        check_color(self.color)
 
     @property
     def uses_color(self) -> bool:
@@ -163,8 +166,6 @@ def settings_from_dict(data: Mapping[str, Any], flags: Mapping[str, Any] | None 
     else:
         defaults, raw_ranges = data, []
     base = build_config(MergeConfig, defaults, flags, source=f"merge option in {where}")
-    if base.uses_color:
-        check_color(base.color)
     if not isinstance(raw_ranges, list):
         raise FacelabError(f"{where}: ranges must be a list of objects with a \"frames\" key")
     return MergeSettings(base, tuple(_parse_range(r, base, where) for r in raw_ranges))
@@ -183,9 +184,7 @@ def _parse_range(raw: Any, base: MergeConfig, where: str) -> FrameRange:
     if fixed:
         raise FacelabError(f"{where}: {', '.join(fixed)} act on the whole run; set them in defaults, not a range")
     try:
-        cfg = replace(base, **overrides)
+        replace(base, **overrides)  # validates the combination
     except (TypeError, ValueError) as exc:
         raise FacelabError(f"{where}: range {raw['frames']!r}: {exc}") from exc
-    if cfg.uses_color:
-        check_color(cfg.color)
     return FrameRange(first, last, overrides)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from facelab.errors import FacelabError
-from facelab.merge.config import GLOBAL_KEYS, MergeConfig, MergeSettings, check_color
+from facelab.merge.config import GLOBAL_KEYS, MergeConfig, MergeSettings
 from facelab.merge.plan import MergePlan, PlannedFrame, build_plan
 from facelab.merge.predict import ModelPredictor, Predictor
 from facelab.merge.render import FaceInput, render_frame
@@ -74,9 +74,10 @@ def render_preview(ws: Workspace, model_dir: Path | None, settings: MergeSetting
                            f"{plan.frames[0].number}..{plan.frames[-1].number}")
     cols = combos(varies)
     for combo in cols:
-        dataclasses.replace(settings.base, **combo)  # validate early
-        if "color" in combo and combo["color"] != "none":
-            check_color(combo["color"])
+        try:
+            dataclasses.replace(settings.base, **combo)  # validate every combination before any work
+        except ValueError as exc:
+            raise FacelabError(f"--vary {combo}: {exc}") from None
     chosen = [by_number[n] for n in frames]
     if predictor is None and any(f.faces for f in chosen):
         if model_dir is None:

@@ -283,7 +283,9 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
         else:
             todo.append(frame)
     model_s = read_s = 0.0
-    renderer = Renderer(worker_count(settings.base.workers) if todo else 0, report)
+    # a pool costs a second or two to start: not worth it for a couple of frames
+    workers = min(worker_count(settings.base.workers), len(todo)) if len(todo) >= 3 else 0
+    renderer = Renderer(workers, report)
     try:
         if todo:
             if predictor is None:

@@ -9,10 +9,11 @@ from typing import Any, Mapping
 
 import torch
 
-from facelab.models.base import StepResult, SwapModel
-from facelab.models.registry import MODELS
 from facelab.models.amp import AMP, AMPArch
+from facelab.models.base import StepResult, SwapModel
+from facelab.models.memory import count_activation_elements
 from facelab.models.quick96 import Quick96, Quick96Arch
+from facelab.models.registry import MODELS
 from facelab.models.saehd import SAEHD, SAEHDArch
 
 MODELS.register("saehd", "SAEHD: df/liae autoencoder with -u -d -t variants (DeepFaceLab's main model)")(SAEHD)
@@ -32,18 +33,11 @@ def arch_class(name: str) -> type:
     return MODELS.get(name).factory.arch_cls  # type: ignore[attr-defined]
 
 
-def _activation_elements(model: SwapModel, batch_size: int) -> int:
-    """Elements of every module output saved for backward in one training forward (hooks on leaf modules)."""
-    from facelab.models.memory import count_activation_elements
-
-    return count_activation_elements(model, batch_size)
-
-
 def describe(model: SwapModel, batch_size: int = 8) -> dict[str, Any]:
     """Parameter count and a memory estimate: fp32 weights + gradients + two optimizer moments + activations of a
     training iteration at ``batch_size`` (forward outputs kept for backward, fp32)."""
     params = sum(p.numel() for p in model.parameters())
-    acts = _activation_elements(model, batch_size)
+    acts = count_activation_elements(model, batch_size)
     weights_b = params * 4
     optim_b = params * 4 * 3  # gradients + two moments (AdaBelief); RMSprop keeps one
     acts_b = acts * 4

@@ -13,8 +13,14 @@ from torch import nn
 
 from facelab.align.geometry import canonical_face_type
 from facelab.models.base import StepResult, SwapModel
-from facelab.models.common import autocast, average_grads_across_processes, coerce_arch, loss_values, \
-    all_finite, optimizer_step
+from facelab.models.common import (
+    all_finite,
+    autocast,
+    average_grads_across_processes,
+    coerce_arch,
+    loss_values,
+    optimizer_step,
+)
 from facelab.models.optim import make_optimizer
 from facelab.models.saehd import losses as L
 from facelab.models.saehd.archi import Decoder, Encoder, init_weights
@@ -127,6 +133,11 @@ class AMP(GANMixin, SwapModel):
         if opts.gan_power > 0:
             optims["D_gan"] = make_optimizer(self.D_gan.parameters(), opts)
         return optims
+
+    def reinit_inters(self) -> None:
+        """Fresh weights for inter_src and inter_dst (when pretraining is turned off)."""
+        init_weights(self.inter_src)
+        init_weights(self.inter_dst)
 
     def forward(self, warped_src: torch.Tensor, warped_dst: torch.Tensor, morph_factor: float = 0.5,
                 swap: bool = False) -> dict[str, torch.Tensor]:

@@ -53,7 +53,7 @@ def loss_values(losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """Scalars of the reported losses (one device transfer)."""
     names = list(losses)
     vals = torch.stack([losses[k].detach().float().reshape(()) for k in names]).cpu().tolist()
-    return dict(zip(names, vals))
+    return dict(zip(names, vals, strict=True))
 
 
 def average_grads_across_processes(params: Iterable[nn.Parameter]) -> None:

@@ -76,8 +76,8 @@ def _max_diff(path: Path, names: list[str], inputs: tuple[torch.Tensor, ...], wa
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise FacelabError(f"onnxruntime cannot load the exported {path}: {exc}") from exc
-    feeds = {n: t.cpu().numpy() for n, t in zip(names, inputs)}
+    feeds = {n: t.cpu().numpy() for n, t in zip(names, inputs, strict=True)}
     got = sess.run(list(OUTPUT_NAMES), feeds)
-    diff = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+    diff = max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True))
     log.info("exported %s: max abs diff vs PyTorch %.3g", path, diff)
     return diff

@@ -52,7 +52,7 @@ class _DFLOptimizer(torch.optim.Optimizer):
         """Restore moments and step counts; lr, lr dropout and the cosine period stay this run's settings."""
         keep = [{k: g[k] for k in ("lr", "lr_dropout", "lr_cos")} for g in self.param_groups]
         super().load_state_dict(state_dict)
-        for group, kept in zip(self.param_groups, keep):
+        for group, kept in zip(self.param_groups, keep, strict=True):
             group.update(kept)
 
     @torch.no_grad()

@@ -207,7 +207,7 @@ def by_final(paths: list[Path], count: int = 2000, progress=None, **_) -> SortPl
     bins = np.clip(((yaws + YAW_RANGE) / (2 * YAW_RANGE) * YAW_BINS).astype(int), 0, YAW_BINS - 1)
     groups = [[i for i in range(len(items)) if bins[i] == b] for b in range(YAW_BINS)]
     keep: list[int] = []
-    for group, q in zip(groups, _quota([len(g) for g in groups], count)):
+    for group, q in zip(groups, _quota([len(g) for g in groups], count), strict=True):
         if q == 0:
             continue
         sharp = sorted(group, key=lambda i: -ms.sharpness(items[i][2], items[i][3]))[: max(q, 10 * q)]
@@ -222,9 +222,9 @@ def _final_bin(items: list, candidates: list[int], q: int) -> list[int]:
     pitches = np.array([pose_of(items[i][1])[0] for i in candidates])
     edges = np.quantile(pitches, np.linspace(0, 1, PITCH_BINS + 1)[1:-1]) if len(candidates) > PITCH_BINS else []
     sub = np.searchsorted(edges, pitches) if len(edges) else np.zeros(len(candidates), int)
-    parts = [[c for c, s in zip(candidates, sub) if s == k] for k in range(PITCH_BINS)]
+    parts = [[c for c, s in zip(candidates, sub, strict=True) if s == k] for k in range(PITCH_BINS)]
     chosen: list[int] = []
-    for part, pq in zip(parts, _quota([len(p) for p in parts], q)):
+    for part, pq in zip(parts, _quota([len(p) for p in parts], q), strict=True):
         if pq:
             hists = np.stack([ms.histograms(items[i][2]) for i in part])
             chosen += [part[j] for j in _spread_pick(hists, pq)]

@@ -31,6 +31,7 @@ import torch
 from facelab import __version__
 from facelab.errors import FacelabError
 from facelab.utils.atomic import atomic_path, atomic_write_text
+from facelab.workspace import Workspace
 
 if TYPE_CHECKING:
     from facelab.models.base import SwapModel
@@ -64,6 +65,31 @@ def list_backups(model_dir: Path) -> list[tuple[int, Path]]:
 
 def has_checkpoint(model_dir: Path) -> bool:
     return last_path(model_dir).is_file()
+
+
+def is_swap_model(model_dir: Path) -> bool:
+    """A trained swap model folder (other trained things, such as mask learners, live beside them)."""
+    from facelab.models import MODELS
+
+    try:
+        kind = json.loads((Path(model_dir) / CONFIG_NAME).read_text("utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return has_checkpoint(model_dir) and kind in MODELS
+
+
+def find_swap_model(ws: Workspace, name: str | None) -> Path:
+    """The swap model folder named ``name``, or the only trained one in the workspace when no name is given."""
+    if name:
+        if not has_checkpoint(ws.model(name)):
+            raise FacelabError(f"no trained model in {ws.model(name)}; run `python main.py train --name {name}` first")
+        return ws.model(name)
+    trained = sorted(p for p in ws.models.iterdir() if p.is_dir() and is_swap_model(p)) if ws.models.is_dir() else []
+    if len(trained) == 1:
+        return trained[0]
+    if not trained:
+        raise FacelabError(f"no trained model in {ws.models}; run `python main.py train` first")
+    raise FacelabError(f"several models in {ws.models} ({', '.join(p.name for p in trained)}); pick one with --name")
 
 
 # -- RNG states as plain types --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 import os
 import queue as queue_mod
 import shutil
+import sys
 import time
 import traceback
 import weakref
@@ -178,6 +179,20 @@ def _worker_main(worker: int, src: dict, dst: dict, spec: PipelineSpec, seed: np
     q.cancel_join_thread()  # stopping: batches still buffered are not wanted
 
 
+def _worker_process(*args: Any) -> None:
+    """Process target: run :func:`_worker_main`, then leave with ``os._exit`` so interpreter shutdown never runs
+    while the queue's feeder and fd-sharing threads are inside torch's C++ code (that aborts the process)."""
+    code = 0
+    try:
+        _worker_main(*args)
+    except BaseException:  # noqa: BLE001 - the exit code tells the parent
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 class _Workers:
     """The worker processes, their queue and stop event; ``close`` is idempotent and never hangs."""
 
@@ -187,7 +202,7 @@ class _Workers:
         self.queue = ctx.Queue(maxsize=queue_size(n))
         self.stop = ctx.Event()
         self.procs = [
-            ctx.Process(target=_worker_main, name=f"facelab-loader-{rank}-{i}", daemon=True,
+            ctx.Process(target=_worker_process, name=f"facelab-loader-{rank}-{i}", daemon=True,
                         args=(i, shared_src, shared_dst, spec, worker_seed(seed, rank, i), self.queue, self.stop,
                               shm))
             for i in range(n)

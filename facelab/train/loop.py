@@ -60,7 +60,7 @@ class TrainResult:
     ms_per_iter: float
     src_loss: float  # mean over the last (up to 100) good steps
     dst_loss: float
-    stopped_by: str  # target_iter | max_minutes | interrupted | should_stop | done
+    stopped_by: str  # target_iter | max_minutes | interrupted | should_stop | stopped_by_other_rank
     skipped_steps: int
     rollbacks: int
     saves: int
@@ -83,6 +83,7 @@ class Run:
     loader: Any = None  # the FaceLoader feeding this run
     scaler: torch.amp.GradScaler | None = None  # mixed precision is bfloat16 autocast: no loss scaling needed
     skipped: int = 0
+    bad_in_row: int = 0
     rollbacks: int = 0
     rollbacks_in_row: int = 0
     saves: int = 0
@@ -137,6 +138,13 @@ def _load_states(run: Run, ckpt: dict[str, Any], source: Path) -> None:
                                "use a new --name") from exc
 
 
+def _log_changed_options(before: dict[str, Any], opts: TrainOptions) -> None:
+    changed = [f"{k} {before[k]!r} -> {v!r}" for k, v in dataclasses.asdict(opts).items()
+               if k in before and before[k] != v]
+    if changed:
+        log.info("train options changed since the last run: %s", ", ".join(changed))
+
+
 def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], opts: TrainOptions,
              device: torch.device, ctx: dd.DistContext = dd.SINGLE) -> Run:
     """Resume the run in ``model_dir`` when it has a checkpoint, else create a new model."""
@@ -159,6 +167,7 @@ def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], o
         _load_states(run, ckpt, last)
         ck.restore_rng(ckpt.get("rng", {}))
         run.loader_state = ckpt.get("loader")
+        _log_changed_options(ckpt.get("opts", {}), opts)
         run.last_saved_iteration = run.iteration
         log.info("resuming %s at iteration %d", model_dir, run.iteration)
         return run
@@ -211,6 +220,7 @@ def rollback(run: Run, guard: GuardConfig) -> None:
     _load_states(run, ckpt, last)
     dd.broadcast_params(run.model, run.ctx)
     run.recent.clear()
+    run.bad_in_row = 0
     log.warning("rolled back %s to iteration %d after repeated bad steps", run.model_dir, int(ckpt["iteration"]))
 
 
@@ -316,11 +326,10 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
                 clock: _Clock) -> str:
     """Step until a stop condition; returns why it stopped. Saves at autosave time, never after a bad step."""
     eff = opts.effective()
-    bad_in_row = 0
     while True:
         reason = _stop_reason(run, opts, clock, flag, should_stop)
         due = opts.autosave_minutes > 0 and time.monotonic() - clock.last_save >= opts.autosave_minutes * 60
-        due = due and bad_in_row == 0 and run.iteration != run.last_saved_iteration
+        due = due and run.bad_in_row == 0 and run.iteration != run.last_saved_iteration
         stop, autosave, _ = _sync(run, reason, due, False)
         if stop:
             return reason or "stopped_by_other_rank"
@@ -339,22 +348,26 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
         run.iteration += 1
         if bad:
             run.skipped += 1
-            bad_in_row += 1
+            run.bad_in_row += 1
             broken = dd.any_rank(not params_finite(run.model), run.ctx, run.device)
-            if bad_in_row >= guard.max_bad or broken:
+            if run.bad_in_row >= guard.max_bad or broken:
                 rollback(run, guard)
-                bad_in_row = 0
         else:
-            bad_in_row = 0
+            run.bad_in_row = 0
             run.recent.append(_total(losses))
             append_history(run.history, run.iteration, losses)
         _report(progress, run, ms, losses, bad)
 
 
 def final_save(run: Run, opts: TrainOptions, preview_batch, guard: GuardConfig) -> None:
-    """Save at the end unless nothing changed; a model with non-finite weights is rolled back, never saved."""
+    """Save at the end unless nothing changed. After a bad last step the last good checkpoint stays as it is; a
+    model with non-finite weights is rolled back, never saved."""
     if dd.any_rank(not params_finite(run.model), run.ctx, run.device):
         rollback(run, guard)
+        return
+    if run.bad_in_row:
+        log.warning("the last step of %s was bad (NaN or loss spike); keeping the checkpoint of iteration %d",
+                    run.model_dir, run.last_saved_iteration)
         return
     if run.iteration != run.last_saved_iteration:
         save_run(run, opts, preview_batch)
@@ -404,6 +417,7 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     ws = workspace if isinstance(workspace, Workspace) else Workspace(Path(workspace))
     model_dir = ws.model(model_name or model_type)
     run = open_run(model_dir, model_type, arch_overrides or {}, opts, device, ctx)
+    dd.barrier(ctx, device)  # every rank has read the folder before rank 0 writes into it
     run.recent = deque(recent_totals(run.history, guard.window), maxlen=guard.window)
     start_iteration = run.iteration
     if on_ready is not None:

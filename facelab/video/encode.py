@@ -104,8 +104,12 @@ def audio_mode(reference: VideoInfo | None, out_path: Path) -> str:
 
 
 def encode_command(size: tuple[int, int], rate: Fraction, out_tmp: Path, settings: EncodeSettings,
-                   reference: VideoInfo | None, audio: str) -> list[str]:
-    """ffmpeg arguments reading raw RGB24 frames of ``size`` (w, h) from stdin and writing ``out_tmp``."""
+                   reference: VideoInfo | None, audio: str, frames: int | None = None) -> list[str]:
+    """ffmpeg arguments reading raw RGB24 frames of ``size`` (w, h) from stdin and writing ``out_tmp``.
+
+    With audio, the output lasts as long as the ``frames`` at ``rate`` (the audio is cut to it, never a frame
+    dropped because the audio track ends a little early); without ``frames``, the shorter stream ends it.
+    """
     w, h = size
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=f"{rate}")
     v = video.video
@@ -122,7 +126,10 @@ def encode_command(size: tuple[int, int], rate: Fraction, out_tmp: Path, setting
     if audio != "none" and reference is not None:
         streams.append(ffmpeg.input(str(reference.path))["a:0"])
         kwargs.update({"acodec": "copy"} if audio.startswith("copy") else {"acodec": "aac", "b:a": "192k"})
-        kwargs["shortest"] = None
+        if frames is not None:
+            kwargs["t"] = f"{(frames + 0.5) / rate:.6f}"
+        else:
+            kwargs["shortest"] = None
     if out_tmp.suffix.lower() in (".mp4", ".mov", ".m4v"):
         kwargs["movflags"] = "+faststart"
     out = ffmpeg.output(*streams, str(out_tmp), **kwargs).overwrite_output()
@@ -153,7 +160,7 @@ def encode_frames(frames_dir: str | os.PathLike, out_path: str | os.PathLike,
     h, w = first.shape[:2]
     audio = audio_mode(reference, out_path)
     with atomic_path(out_path) as tmp:
-        cmd = encode_command((w, h), rate, tmp, settings, reference, audio)
+        cmd = encode_command((w, h), rate, tmp, settings, reference, audio, len(frames))
         log.debug("encode: %s", " ".join(cmd))
         _pipe_frames(cmd, frames, (h, w), out_path, progress)
     if not settings.lossless:  # padded to even sides for yuv420p

@@ -95,7 +95,7 @@ def _read_list_boxes(box_file: Path, order: list[str]) -> dict[str, np.ndarray]:
         return out
     if len(rows) != len(order):
         raise FacelabError(f"{box_file} has {len(rows)} lines but the list has {len(order)}; they pair by line")
-    for rel, row in zip(order, rows):
+    for rel, row in zip(order, rows, strict=True):
         nums = [float(v) for v in row[:-2]]  # the last two numbers are H W
         if not nums or len(nums) % 4:
             raise FacelabError(f"{box_file}: expected 'x0 y0 x1 y1 [...] H W' for {rel}; fix the file")
@@ -162,7 +162,7 @@ def transform_boxes(boxes: np.ndarray, wh: tuple[int, int], big: int, offset: tu
 
 
 def collate(batch):
-    xs, ys, boxes = zip(*batch)
+    xs, ys, boxes = zip(*batch, strict=True)
     return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long), list(boxes)
 
 

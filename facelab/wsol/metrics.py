@@ -89,7 +89,7 @@ class LocMeter:
         per_delta = hits.max(0)
         out = {"top1_cls": _pct(self.cls_ok), "top1_loc": _pct(self.top1), "top5_loc": _pct(self.top5),
                "gt_known_loc": _pct(self.gt_known)}
-        for d, v in zip(IOU_DELTAS, per_delta):
+        for d, v in zip(IOU_DELTAS, per_delta, strict=True):
             out[f"box_acc_iou{int(d * 100)}"] = 100.0 * float(v)
         out["max_box_acc_v2"] = 100.0 * float(per_delta.mean())
         out["images"] = float(len(self.gt_known))

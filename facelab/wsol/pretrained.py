@@ -8,8 +8,8 @@ embeddings are resized to the model's stored grid. Every key that was dropped, m
 from __future__ import annotations
 
 import logging
-import pickle
 import math
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -32,7 +32,6 @@ VIT_SPECS = {
     "deit_tiny": VitSpec(192, 12, 3, 16, 14),
     "deit_small": VitSpec(384, 12, 6, 16, 14),
     "vit_tiny_scratch": VitSpec(64, 4, 4, 8, 8, gated=2, mlp_ratio=2.0, conv_stem=True),
-    "vit_tiny_scratch_p4": VitSpec(64, 4, 4, 4, 16, gated=2, mlp_ratio=2.0, conv_stem=True),
 }
 
 

@@ -181,7 +181,6 @@ def test_real_photo_known_similarity_recovered_within_a_pixel(astronaut):
     size = 256
     m0 = face_transform(lm0, size, "whole_face")
     m1 = face_transform(lm1, size, "whole_face")
-    expected = m0 @ np.vstack([invert_affine(s), [0, 0, 1]])  # frame(moved) -> face
     grid = np.array([[0, 0], [size, 0], [size, size], [0, size], [size / 2, size / 2]], float)
     # crop corners and centre as the recovered matrix places them, taken back to the original photo's pixels
     got = transform_points(transform_points(grid, m1, invert=True), s, invert=True)

@@ -30,3 +30,13 @@ def test_smooth_runs_smooths_single_face_runs_only():
     assert err_after < 0.75 * err_before
     short = {"a": found["f00"], "b": found["f01"]}
     assert smooth_runs(["a", "b"], short, ExtractConfig(smooth=True)) == short  # too short to smooth
+
+
+def test_config_validation():
+    import pytest
+
+    assert ExtractConfig(face_type="wf").face_type == "whole_face"
+    for bad in ({"size": 8}, {"jpeg_quality": 0}, {"image_format": "gif"}, {"interpolation": "nearest"},
+                {"max_faces": -1}, {"smooth_method": "kalman"}, {"smooth_window": 2}):
+        with pytest.raises(ValueError):
+            ExtractConfig(**bad)

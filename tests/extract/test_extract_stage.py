@@ -126,3 +126,28 @@ def test_missing_frames_folder_is_a_user_error(tmp_path):
 
     with pytest.raises(FacelabError, match="does not exist"):
         extract_faces(tmp_path / "nope", tmp_path / "aligned", CFG)
+
+
+def test_two_worker_processes_match_one(tmp_path, astronaut, grace_hopper):
+    d = tmp_path / "data_dst"
+    d.mkdir()
+    write_image(d / "1.png", _pair(astronaut, grace_hopper))
+    write_image(d / "2.png", cv2.resize(astronaut, (320, 320), interpolation=cv2.INTER_AREA))
+    serial = extract_faces(d, tmp_path / "one", ExtractConfig(size=64, workers=1))
+    parallel = extract_faces(d, tmp_path / "two", ExtractConfig(size=64, workers=2))
+    assert (parallel.faces, parallel.multi_face, parallel.errors) == (serial.faces, serial.multi_face, 0) == (3, 1, 0)
+    for p in list_faces(tmp_path / "one"):
+        np.testing.assert_allclose(read_meta(tmp_path / "two" / p.name).matrix, read_meta(p).matrix)
+
+
+def test_missing_optional_weights_fail_before_workers_start(tmp_path, monkeypatch, astronaut):
+    from facelab.errors import FacelabError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    d = tmp_path / "f"
+    d.mkdir()
+    for i in range(2):
+        write_image(d / f"{i}.png", np.zeros((64, 64, 3), np.uint8))
+    for cfg in (ExtractConfig(workers=2, detector="s3fd"), ExtractConfig(workers=2, landmarks="fan")):
+        with pytest.raises(FacelabError, match="face-alignment"):  # not installed, or weights missing
+            extract_faces(d, d / "aligned", cfg)

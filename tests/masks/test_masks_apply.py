@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from facelab.align import face_transform, hull_mask, transform_points
+from facelab.align import face_transform, transform_points
 from facelab.cli.root import cli
 from facelab.masks import MASK_SOURCES
 from facelab.masks.learner import hull_minus, mask_iou, pick_threshold, synth_batch
@@ -61,7 +63,11 @@ def test_paste_occluder_known_mask_and_coverage(astronaut):
         assert img[occ == 1].max() > 0
     x, y, occs, hulls = synth_batch(face[None], hull[None], src, rng, 16, occluded_share=0.5)
     assert x.shape == (16, 64, 64, 3) and set(y.tolist()) <= {0, 1}
-    assert all(bool(o.any()) == bool(lab) for o, lab in zip(occs, y))
+    assert all(bool(o.any()) == bool(lab) for o, lab in zip(occs, y, strict=True))
+    real = np.ones((1, 64, 64, 3), np.float32)  # a face a person tagged "occluded": label 1, mask unknown
+    x, y, occs, _ = synth_batch(face[None], hull[None], src, rng, 40, occluded_share=1.0, real_occluded=real)
+    from_real = x.reshape(40, -1).min(1) == 1.0
+    assert 5 < from_real.sum() < 35 and (y == 1).all() and not occs[from_real].any()
 
 
 def test_hull_minus_iou_and_threshold():
@@ -81,9 +87,12 @@ def test_mask_train_apply_remove_round_trip(ws, real_faces):
     _write_workspace(ws, real_faces)
     runner = CliRunner()
     base = ["--workspace", str(ws.root)]
+    tags = ws.root / "hand.txt"
+    tags.write_text("# faces with a hand over them\n000005_0.png\n")
     res = runner.invoke(cli, ["mask", "train", *base, "--method", "bas", "--steps", "6", "--refine-steps", "2",
-                              "--batch", "4", "--device", "cpu"])
+                              "--batch", "4", "--device", "cpu", "--occluded-list", str(tags)])
     assert res.exit_code == 0, res.output
+    assert json.loads((ws.model("mask_bas") / "config.json").read_text())["tagged_occluded"] == 1
     assert (ws.model("mask_bas") / "ckpt_last.pt").is_file() and (ws.model("mask_bas") / "config.json").is_file()
     before = (ws.aligned("dst") / "000000_0.png").read_bytes()
     res = runner.invoke(cli, ["mask", "apply", *base, "--side", "dst", "--name", "wsol", "--device", "cpu"])
@@ -106,9 +115,32 @@ def test_mask_train_apply_remove_round_trip(ws, real_faces):
     assert all(read_meta(p).mask("wsol") is None for p in ws.aligned("dst").glob("*.png"))
 
 
-def test_mask_errors_are_one_line(ws):
+def test_mask_errors_are_one_line(ws, real_faces):
     runner = CliRunner()
     res = runner.invoke(cli, ["mask", "apply", "--workspace", str(ws.root), "--device", "cpu"])
     assert res.exit_code == 1 and "mask train" in res.output
     res = runner.invoke(cli, ["mask", "train", "--workspace", str(ws.root), "--device", "cpu"])
     assert res.exit_code == 1 and "extract" in res.output
+    _write_workspace(ws, real_faces)
+    (ws.root / "tags.txt").write_text("nope.png\n")
+    res = runner.invoke(cli, ["mask", "train", "--workspace", str(ws.root), "--device", "cpu", "--steps", "1",
+                              "--occluded-list", str(ws.root / "tags.txt")])
+    assert res.exit_code == 1 and "nope.png" in res.output
+
+
+def test_grow_and_pick_setting_prefers_a_dilation_that_removes_the_occluder():
+    from facelab.masks.learner import grow, occluder_kept, pick_setting
+
+    hulls = np.zeros((2, 16, 16), np.float32)
+    hulls[:, 2:14, 2:14] = 1
+    occs = np.zeros_like(hulls)
+    occs[1, 4:10, 4:10] = 1  # image 1 is occluded, image 0 clean
+    scores = np.zeros_like(hulls)
+    scores[1, 5:9, 5:9] = 0.8  # the map finds the occluder's core only: one pixel short on every side
+    g = grow(scores, 1)
+    assert g[1, 4:10, 4:10].min() == pytest.approx(0.8) and g[1, 3, 3] == 0
+    t, d = pick_setting(scores, hulls, occs)
+    assert d == 1 and t < 0.8
+    pred = hull_minus(hulls, grow(scores, d), t)
+    assert occluder_kept(pred, hulls, occs)[1] == 0.0
+    assert mask_iou(pred, hulls * (1 - occs)).tolist() == [1.0, 1.0]

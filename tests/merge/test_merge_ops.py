@@ -228,6 +228,7 @@ def test_ranges_override_by_frame_number_and_later_ranges_win():
     {"defaults": {"colour": "rct"}},
     {"defaults": {"color": "nope"}},
     {"defaults": {"mask_mode": "stored:"}},
+    {"defaults": {"smooth_window": 6}},
     {"defaults": {}, "extra": 1},
 ])
 def test_bad_config_files_are_one_line_errors(bad):

@@ -170,3 +170,44 @@ def test_settings_object_accepts_plain_config(ws, astronaut, astro_lm):
     res = merge_frames(ws, None, MergeSettings(MergeConfig(mode="original", workers=0)),
                        predictor=IdentityPredictor(64, "whole_face"))
     assert res.merged == 1
+
+
+def test_face_scale_and_offsets_move_the_pasted_face(ws, astronaut, astro_lm):
+    from facelab.align import face_transform, matrix_scale
+
+    make_clip(ws, astronaut, 1, astro_lm)
+    r = 64
+    face_px = r / matrix_scale(face_transform(astro_lm, r, "whole_face"))  # face square side in frame pixels
+
+    def mask_of(**kw):
+        merge_frames(ws, None, MergeConfig(mask_mode="full", blur=0, color="none", workers=0, **kw),
+                     predictor=IdentityPredictor(r, "whole_face"), force=True)
+        m = read_image(ws.merged_mask / "000001.png", grey=True) > 127
+        ys, xs = np.nonzero(m)
+        return m.sum(), xs.mean(), ys.mean()
+
+    area, cx, cy = mask_of()
+    _, cx2, cy2 = mask_of(offset_x=10.0)
+    assert np.hypot(cx2 - cx, cy2 - cy) == pytest.approx(0.10 * face_px, rel=0.1)
+    area_small, _, _ = mask_of(face_scale=25)
+    assert area_small / area == pytest.approx(1 / 1.25 ** 2, rel=0.05)
+
+
+def test_two_faces_of_one_frame_are_both_merged(ws, astronaut, grace_hopper, astro_lm, tiny_predictor):
+    from merge_testkit import write_face_for
+
+    ws.init()
+    frame = np.concatenate([astronaut, grace_hopper[:512, :512]], axis=1)
+    path = ws.frames("dst") / "000001.png"
+    write_image(path, frame)
+    hopper_lm = detect_landmarks(grace_hopper[:512, :512]) + np.array([512.0, 0.0])
+    write_face_for(ws, path, frame, astro_lm, face_index=0)
+    write_face_for(ws, path, frame, hopper_lm, face_index=1)
+    res = merge_frames(ws, None, MergeConfig(workers=0, color="rct"), predictor=tiny_predictor)
+    assert (res.merged, res.faces) == (1, 2)
+    mask = read_image(ws.merged_mask / "000001.png", grey=True) > 0
+    out = read_image(ws.merged / "000001.png")
+    for lm in (astro_lm, hopper_lm):
+        cx, cy = lm[27:36].mean(0).astype(int)
+        assert mask[cy, cx] and np.any(out[cy - 5:cy + 5, cx - 5:cx + 5] != frame[cy - 5:cy + 5, cx - 5:cx + 5])
+    assert not mask[:, 480:540].any()  # nothing between the two faces

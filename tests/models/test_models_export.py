@@ -29,7 +29,7 @@ def test_export_matches_pytorch(tmp_path, name, arch):
         feeds["morph_value"] = np.array([0.25], dtype=np.float32)
     got = sess.run(None, feeds)
     want = model.predict(faces, 0.25) if name == "amp" else model.predict(faces)
-    for g, key in zip(got, ("face", "mask", "dst_mask")):
+    for g, key in zip(got, ("face", "mask", "dst_mask"), strict=True):
         np.testing.assert_allclose(g, want[key].numpy(), atol=1e-4)
 
 

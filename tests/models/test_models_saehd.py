@@ -168,3 +168,16 @@ def test_tiny_model_fits_real_faces(astronaut, grace_hopper):
         last = model.train_step(batch, optims, opts, it).losses
     assert last["src_loss"] < 0.6 * first["src_loss"]
     assert last["dst_loss"] < 0.6 * first["dst_loss"]
+
+
+@pytest.mark.parametrize("name,arch,parts", [("saehd", {"archi": "liae-ud"}, ("inter_AB", "inter_B")),
+                                             ("saehd", {"archi": "df-ud"}, ("inter",)),
+                                             ("amp", {"inter_dims": 16}, ("inter_src", "inter_dst"))])
+def test_reinit_inters_touches_only_inters(name, arch, parts):
+    model = create_model(name, {"resolution": 32, **TINY, **arch})
+    before = _snapshot(model)
+    torch.manual_seed(123)
+    model.reinit_inters()
+    for k, v in model.state_dict().items():
+        inside = k.split(".")[0] in parts
+        assert torch.equal(v, before[k]) != (inside and k.endswith("weight")), k

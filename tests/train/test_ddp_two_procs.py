@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -67,3 +70,22 @@ def test_two_cpu_processes_agree(tmp_path, aligned_faceset):
     for k, v in r0["weights"].items():
         assert torch.equal(saved["model"][k], v)
     assert (ws / "model/m/preview.png").is_file()
+
+
+@pytest.mark.slow
+def test_torchrun_cli(tmp_path, aligned_faceset):
+    """The same ``main.py train`` under ``torchrun --nproc_per_node 2``: trains, only rank 0 writes."""
+    src, dst = aligned_faceset
+    repo = Path(__file__).resolve().parents[2]
+    ws = tmp_path / "ws"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(_free_port()), str(repo / "main.py"), "train", "--workspace", str(ws), "--device", "cpu",
+           "--resolution", "32", "--archi", "liae-ud", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8",
+           "--d-mask-dims", "4", "--target-iter", "3", "--workers", "0", "--batch-size", "2",
+           "--src-dir", str(src), "--dst-dir", str(dst)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("stopped by") == 1  # one summary: rank 0's
+    saved = ck.read_checkpoint(ws / "model/saehd/ckpt_last.pt")
+    assert saved["iteration"] == 3

@@ -111,3 +111,11 @@ def test_non_finite_weights_are_never_saved(tmp_path, aligned_faceset):
     saved = _ckpt(tmp_path, "ckpt_last.pt")
     assert saved["iteration"] == 2 and run.rollbacks == 1
     assert all(torch.equal(v, saved["model"][k]) for k, v in run.model.state_dict().items())
+
+
+def test_bad_last_step_keeps_the_last_good_checkpoint(tmp_path, aligned_faceset, poison):
+    _run(tmp_path, aligned_faceset, target_iter=2)
+    poison({2: "spike"})  # the spiked step moves the weights; the run ends on it
+    r = _run(tmp_path, aligned_faceset, GuardConfig(min_history=1), target_iter=4)
+    assert (r.iteration, r.skipped_steps, r.rollbacks) == (4, 1, 0)
+    assert _ckpt(tmp_path, "ckpt_last.pt")["iteration"] == 2  # iteration 3 was good but is not worth a spike

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from facelab.errors import FacelabError
-from facelab.wsol.data import (WsolDataset, load_split, make_toy_cub, read_cub, read_image_list, transform_boxes,
-                               write_lists)
 from facelab.workspace.images import write_image
+from facelab.wsol.data import (
+    WsolDataset,
+    load_split,
+    make_toy_cub,
+    read_cub,
+    read_image_list,
+    transform_boxes,
+    write_lists,
+)
 
 
 def _cub(root, crlf=False):
@@ -45,7 +52,7 @@ def test_lists_round_trip_and_keyed_boxes(tmp_path):
     assert (out / "test_bounding_box.txt").read_text().splitlines()[0].endswith("40 60")  # H then W
     again = load_split(out, "test")
     assert [r.label for r in again] == [r.label for r in test]
-    assert all(np.allclose(a.boxes, b.boxes) for a, b in zip(again, test))
+    assert all(np.allclose(a.boxes, b.boxes) for a, b in zip(again, test, strict=True))
     (out / "val_gt.txt").write_text("002.B\\\\b.jpg 60 40 ; 1 2 3 4 5 6 7 8\n")
     (out / "val_list.txt").write_text("002.B/b.jpg;1\n")
     recs = read_image_list(out / "val_list.txt", tmp_path / "images", out / "val_gt.txt", False)

@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from facelab.wsol.losses import (LossWeights, area_loss, bas_background_loss, bas_losses, sat_batch_area_loss,
-                                 sat_losses, sat_norm_loss)
+from facelab.wsol.losses import (
+    LossWeights,
+    area_loss,
+    bas_background_loss,
+    bas_losses,
+    sat_batch_area_loss,
+    sat_losses,
+    sat_norm_loss,
+)
 
 
 def test_bas_background_ratio_and_constant():

@@ -24,10 +24,12 @@ def toy(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("method,backbone,lr", [("bas", "tiny", 2e-3), ("sat", "vit_tiny_scratch", 1e-3)])
-def test_training_localises_toy_objects(toy, tmp_path, method, backbone, lr):
-    cfg = WsolTrainConfig(input_size=64, epochs=25, batch_size=16, lr=lr, weights=LossWeights(area_r=0.25))
-    result = train_wsol(toy, tmp_path / method, WsolArch(method, backbone, 4), cfg, CPU)
+# BAS with a softplus head end: with the paper's ReLU a class's activation can die on this tiny set (GT-known
+# 62-100 % over seeds 0-3); softplus gave 97-100 % on seeds 1-3. SAT reached 83-90 % on seeds 1-2.
+@pytest.mark.parametrize("method,backbone,head_act", [("bas", "tiny", "softplus"), ("sat", "vit_tiny_scratch", "relu")])
+def test_training_localises_toy_objects(toy, tmp_path, method, backbone, head_act):
+    cfg = WsolTrainConfig(input_size=64, epochs=25, batch_size=16, lr=1e-3, weights=LossWeights(area_r=0.25))
+    result = train_wsol(toy, tmp_path / method, WsolArch(method, backbone, 4, head_act=head_act), cfg, CPU)
     assert result["epochs_done"] == 25
     model, arch, _, state = load_wsol(tmp_path / method, CPU)
     assert arch.method == method and state["epoch"] == 25
@@ -41,10 +43,12 @@ def test_cli_train_resume_eval(tmp_path):
     data, out = tmp_path / "toy", tmp_path / "model"
     res = runner.invoke(cli, ["wsol", "make-toy", str(data), "--classes", "3", "--per-class", "4"])
     assert res.exit_code == 0, res.output
-    args = ["wsol", "train", "--data", str(data), "--out", str(out), "--size", "48", "--batch", "4", "--device", "cpu"]
+    args = ["wsol", "train", "--data", str(data), "--out", str(out), "--size", "48", "--batch", "4", "--device", "cpu",
+            "--alpha", "0.3"]
     res = runner.invoke(cli, args + ["--epochs", "1"])
     assert res.exit_code == 0, res.output
-    assert json.loads((out / "config.json").read_text())["epochs_done"] == 1
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["epochs_done"] == 1 and doc["train"]["weights"]["alpha"] == 0.3
     res = runner.invoke(cli, args + ["--epochs", "2"])  # resumes at epoch 1
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "config.json").read_text())

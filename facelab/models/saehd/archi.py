@@ -21,25 +21,30 @@ def init_weights(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-TINY_SPATIAL = 16  # H*W at or below which a CPU convolution runs as unfold + matmul (faster there than oneDNN)
+TINY_SPATIAL = 16  # output H*W at or below which a CPU convolution runs as one im2col GEMM
 
 
 class Conv2d(nn.Conv2d):
-    """nn.Conv2d ("same" padding, stride 1 or 2) that runs tiny-spatial inputs on the CPU as im2col + matmul.
+    """nn.Conv2d that runs convolutions with tiny outputs (<= 4x4) on the CPU as unfold + one GEMM.
 
-    Same weights and results as nn.Conv2d; only the kernel used differs (oneDNN is slow at 2x2 and 4x4 maps).
+    Same weights and results as nn.Conv2d; only the kernel differs: oneDNN is slow on 2x2 and 4x4 maps, while
+    (B*H*W, Cin*k*k) @ (Cin*k*k, Cout) is one well-shaped matrix product, forward and backward.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        if (x.device.type != "cpu" or h * w > TINY_SPATIAL or self.stride != (1, 1) or self.groups != 1
-                or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or x.device.type != "cpu" or self.groups != 1
+                or self.dilation != (1, 1) or self.padding_mode != "zeros"):
             return super().forward(x)
-        cols = F.unfold(x, self.kernel_size, padding=self.padding)  # (B, Cin*k*k, H*W)
-        y = torch.matmul(self.weight.reshape(self.out_channels, -1), cols)
-        if self.bias is not None:
-            y = y + self.bias.view(1, -1, 1)
-        return y.view(x.shape[0], self.out_channels, h, w)
+        n, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+        if ho * wo > TINY_SPATIAL:
+            return super().forward(x)
+        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)  # (B, Cin*k*k, L)
+        cols = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+        weight = self.weight.reshape(self.out_channels, -1).t()
+        y = cols @ weight if self.bias is None else torch.addmm(self.bias, cols, weight)
+        return y.view(n, ho, wo, self.out_channels).permute(0, 3, 1, 2)
 
 
 def pixel_norm(x: torch.Tensor, dim: int = -1, eps: float = 1e-6) -> torch.Tensor:
@@ -52,7 +57,7 @@ class Downscale(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 5) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=kernel_size // 2)
+        self.conv = Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(self.conv(x), 0.1)
@@ -155,7 +160,7 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = z
-        for up, res in zip(self.ups, self.res):
+        for up, res in zip(self.ups, self.res, strict=True):
             x = res(up(x))
         x = self.out_conv(x)
         if self.double:

@@ -65,7 +65,7 @@ class UNetPatchDiscriminator(nn.Module):
             x = F.leaky_relu(conv(x), 0.2)
         center = self.center_out(x)
         x = F.leaky_relu(self.center_conv(x), 0.2)
-        for up, skip in zip(self.upconvs, skips):
+        for up, skip in zip(self.upconvs, skips, strict=True):
             x = F.leaky_relu(up(x), 0.2)
             if x.shape[-2:] != skip.shape[-2:]:
                 x = x[..., : skip.shape[-2], : skip.shape[-1]]

@@ -8,8 +8,14 @@ import torch
 from torch import nn
 
 from facelab.models.base import StepResult, SwapModel
-from facelab.models.common import (autocast, average_grads_across_processes, coerce_arch, loss_values,
-                                   all_finite, optimizer_step)
+from facelab.models.common import (
+    all_finite,
+    autocast,
+    average_grads_across_processes,
+    coerce_arch,
+    loss_values,
+    optimizer_step,
+)
 from facelab.models.optim import make_optimizer
 from facelab.models.saehd import losses as L
 from facelab.models.saehd.archi import Decoder, Encoder, Inter, init_weights
@@ -135,6 +141,11 @@ class SAEHD(GANMixin, SwapModel):
         if self.D_code is not None and opts.true_face_power > 0:
             optims["D_code"] = make_optimizer(self.D_code.parameters(), opts)
         return optims
+
+    def reinit_inters(self) -> None:
+        """Fresh weights for the inter block(s): DeepFaceLab does this when pretraining is turned off."""
+        for part in (self.inter,) if self.arch.kind == "df" else (self.inter_AB, self.inter_B):
+            init_weights(part)
 
     # -- forward ----------------------------------------------------------------------------------------------
     def codes(self, src: torch.Tensor | None, dst: torch.Tensor) -> dict[str, torch.Tensor]:
