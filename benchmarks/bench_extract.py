@@ -82,7 +82,7 @@ def bare(frames: Path, cfg: ExtractConfig) -> tuple[float, float, int]:
     return time.perf_counter() - t0, cpu_seconds() - c0, faces
 
 
-def stage(frames: Path, out: Path, workers: int, interpolation: str = "lanczos4") -> tuple[float, float, int]:
+def stage(frames: Path, out: Path, workers: int, interpolation: str = "cubic") -> tuple[float, float, int]:
     """The whole extract stage: (wall s, CPU s incl. worker processes, faces)."""
     c0 = cpu_seconds()
     res = extract_faces(frames, out, ExtractConfig(workers=workers, interpolation=interpolation))
@@ -102,15 +102,15 @@ def run(quick: bool) -> list[dict]:
         b1 = bare(frames, ExtractConfig())
         s1 = stage(frames, tmp / "aligned_1", 1)
         s2 = stage(frames, tmp / "aligned_2", 2)
-        s1c = stage(frames, tmp / "aligned_1c", 1, "cubic")
+        s1l = stage(frames, tmp / "aligned_1l", 1, "lanczos4")
         b2 = bare(frames, ExtractConfig())
     b_wall, b_cpu = (b1[0] + b2[0]) / 2, (b1[1] + b2[1]) / 2
     base = f"{n} frames 640x360; bare detect+landmarks {b_wall:.1f}s wall / {b_cpu:.1f}s CPU ({b1[2]} faces)"
     return [
         {"name": "extract_stage_over_bare_cpu_workers1", "value": s1[1] / b_cpu, "target": "< 1.3", "unit": "x",
          "detail": f"{base}; stage {s1[1]:.1f}s CPU", "device": dev},
-        {"name": "extract_stage_over_bare_cpu_workers1_cubic", "value": s1c[1] / b_cpu, "target": "< 1.3",
-         "unit": "x", "detail": f"{base}; stage with --interpolation cubic {s1c[1]:.1f}s CPU", "device": dev},
+        {"name": "extract_stage_over_bare_cpu_workers1_lanczos4", "value": s1l[1] / b_cpu, "target": "info",
+         "unit": "x", "detail": f"{base}; stage with --interpolation lanczos4 {s1l[1]:.1f}s CPU", "device": dev},
         {"name": "extract_stage_over_bare_wall_workers1", "value": s1[0] / b_wall, "target": "< 1.3", "unit": "x",
          "detail": f"{base}; stage {s1[0]:.1f}s wall, {s1[2] / s1[0]:.2f} faces/s", "device": dev},
         {"name": "extract_stage_over_bare_wall_workers2", "value": s2[0] / b_wall, "target": "< 1.3", "unit": "x",

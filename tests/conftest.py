@@ -47,28 +47,10 @@ def ws(tmp_path: Path):
     return w
 
 
-def _dlib_models():
-    import dlib
-    import face_recognition_models
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-
-
-def _dlib_landmarks(image: np.ndarray, models) -> np.ndarray | None:
-    """68 landmarks (frame pixels) of the highest-scoring dlib HOG detection, or None."""
-    detector, predictor = models
-    boxes, scores, _ = detector.run(image, 1, 0.0)
-    if not boxes:
-        return None
-    best = boxes[int(np.argmax(scores))]
-    shape = predictor(image, best)
-    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
-
-
-def _write_aligned_variants(image: np.ndarray, folder: Path, stem: str, n: int, size: int, seed: int,
-                            models) -> int:
+def _write_aligned_variants(image: np.ndarray, folder: Path, stem: str, n: int, size: int, seed: int) -> int:
     """Write ``n`` aligned full faces of ``image`` under random rotation/scale/shift/flip of the frame."""
     import cv2
+    from facekit import find_landmarks
 
     from facelab.align import face_transform, transform_points, warp_to_face
     from facelab.workspace.faces import FaceMeta, write_face
@@ -83,7 +65,7 @@ def _write_aligned_variants(image: np.ndarray, folder: Path, stem: str, n: int, 
             rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-12, 12), rng.uniform(0.85, 1.15))
             rot[:, 2] += rng.uniform(-0.05, 0.05, 2) * (w, h)
             frame = cv2.warpAffine(frame, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
-        lm = _dlib_landmarks(frame, models)
+        lm = find_landmarks(frame)
         if lm is None:
             continue
         mat = face_transform(lm, size, "full")
@@ -105,7 +87,6 @@ def aligned_faceset(tmp_path_factory, astronaut, grace_hopper) -> tuple[Path, Pa
     """
     root = tmp_path_factory.mktemp("faceset")
     src, dst = root / "src", root / "dst"
-    models = _dlib_models()
-    assert _write_aligned_variants(astronaut, src, "astronaut", 8, 128, seed=1, models=models) >= 6
-    assert _write_aligned_variants(grace_hopper, dst, "hopper", 8, 128, seed=2, models=models) >= 6
+    assert _write_aligned_variants(astronaut, src, "astronaut", 8, 128, seed=1) >= 6
+    assert _write_aligned_variants(grace_hopper, dst, "hopper", 8, 128, seed=2) >= 6
     return src, dst

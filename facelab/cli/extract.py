@@ -71,7 +71,7 @@ def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, fo
 @click.option("--jpeg-quality", type=int, default=None, help="JPEG quality 1-100 [95].")
 @click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default=None, help="Face files [jpg].")
 @click.option("--interpolation", type=click.Choice(["lanczos4", "cubic", "linear"]), default=None,
-              help="Resampling of the aligned face [lanczos4].")
+              help="Resampling of the aligned face [cubic].")
 @click.option("--max-faces", type=int, default=None, help="Keep the N largest faces per frame, 0 = all [0].")
 @click.option("--min-face", type=int, default=None, help="Smallest face box side in pixels [40].")
 @click.option("--min-fit", type=float, default=None, help="Face check threshold; lower keeps more [0.0].")

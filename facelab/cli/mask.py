@@ -32,7 +32,7 @@ def mask() -> None:
 @_SIDE
 @_METHOD
 @click.option("--steps", type=int, default=None, help="Training steps of the occluder learner [600].")
-@click.option("--refine-steps", type=int, default=None, help="Steps of the refinement U-Net, 0 = none [400].")
+@click.option("--refine-steps", type=int, default=None, help="Steps of the refinement U-Net on the learner's masks [0 = none].")
 @click.option("--size", type=int, default=None, help="Learner input size in pixels [64].")
 @click.option("--batch", "batch_size", type=int, default=None)
 @click.option("--seed", type=int, default=None)

@@ -30,6 +30,8 @@ def wsol() -> None:
 @click.option("--backbone", default=None, help="bas: tiny|vgg16|resnet50|inceptionv3|mobilenetv1; "
               "sat: vit_tiny_scratch|deit_tiny|deit_small [tiny / vit_tiny_scratch].")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier of BAS CNNs.")
+@click.option("--head-act", type=click.Choice(["relu", "softplus"]), default="relu", show_default=True,
+              help="BAS head's last activation: relu (paper) or softplus (no dead classes on small data).")
 @click.option("--pretrained", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Local ImageNet state dict (torchvision / timm / DeiT file) for the backbone.")
 @click.option("--size", "input_size", type=int, default=None, help="Input size in pixels [224].")
@@ -44,7 +46,7 @@ def wsol() -> None:
 @config_option
 @device_option
 @force_option
-def train_cmd(method, data, out, backbone, width, pretrained, config_file, device, force, alpha, beta, area_r,
+def train_cmd(method, data, out, backbone, width, head_act, pretrained, config_file, device, force, alpha, beta, area_r,
               **flags) -> None:
     """Train BAS or SAT on the train split; resumes from OUT/ckpt_last.pt unless --force."""
     from facelab.wsol.data import load_split
@@ -62,7 +64,7 @@ def train_cmd(method, data, out, backbone, width, pretrained, config_file, devic
         raise FacelabError(f"invalid wsol train settings ({exc}); known: {known}") from exc
     records = load_split(data, "train")
     n_cls = max((r.label for r in records), default=0) + 1
-    arch = WsolArch(method, backbone or ("tiny" if method == "bas" else "vit_tiny_scratch"), n_cls, width)
+    arch = WsolArch(method, backbone or ("tiny" if method == "bas" else "vit_tiny_scratch"), n_cls, width, head_act)
     steps = cfg.epochs * max(1, len(records) // cfg.batch_size)
     with progress(steps, f"wsol train {method}", "step") as bar:
         result = train_wsol(data, out, arch, cfg, select_device(device or "auto"), pretrained, force,

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[..., None]
 
 #: A model that learns a recognisable swap in about ten minutes on two CPU cores.
-CPU_ARCH: dict[str, Any] = {"resolution": 64, "face_type": "whole_face", "archi": "df-u", "ae_dims": 128,
-                            "e_dims": 32, "d_dims": 32, "d_mask_dims": 16}
+CPU_ARCH: dict[str, Any] = {"resolution": 64, "face_type": "whole_face", "archi": "df-ud", "ae_dims": 128,
+                            "e_dims": 24, "d_dims": 24, "d_mask_dims": 12}
 #: On a GPU, DeepFaceLab's default SAEHD (liae-ud, 128 px) with the demo's face type.
 GPU_ARCH: dict[str, Any] = {"face_type": "whole_face"}
 

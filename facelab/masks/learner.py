@@ -42,7 +42,7 @@ class MaskLearnConfig:
     beta: float = 1.0
     area_r: float = 0.15
     neg_weight: float = 1.0
-    refine_steps: int = 400
+    refine_steps: int = 0  # > 0: also fit the refinement U-Net (kept only when it helps on validation)
     sat_backbone: str = "vit_tiny_scratch"
     seed: int = 0
 

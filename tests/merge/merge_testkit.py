@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import cv2
 import numpy as np
+from facekit import face_landmarks
 
 from facelab.align import face_transform, transform_points
 from facelab.workspace import FaceMeta, Workspace, write_face, write_image
 
-
-@functools.lru_cache(maxsize=4)
-def _dlib_models():
-    import dlib
-    import face_recognition_models as frm
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(frm.pose_predictor_model_location())
-
-
-def detect_landmarks(image: np.ndarray) -> np.ndarray:
-    """68 landmarks (float64) of the largest face dlib finds in uint8 RGB ``image``."""
-    import dlib  # noqa: F401
-
-    detector, predictor = _dlib_models()
-    rects = sorted(detector(image, 1), key=lambda r: -r.area())
-    assert rects, "no face found"
-    shape = predictor(image, rects[0])
-    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+detect_landmarks = face_landmarks
 
 
 def write_face_for(ws: Workspace, frame_path: Path, frame: np.ndarray, landmarks: np.ndarray, face_index: int = 0,

@@ -7,23 +7,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from facekit import face_landmarks
 
 from facelab.align import face_transform, transform_points, warp_to_face
 from facelab.workspace.faces import FaceMeta, MaskRecord, write_face
 
-
-def dlib_landmarks(image: np.ndarray) -> np.ndarray:
-    """(68, 2) float64 landmarks of the largest face in a uint8 RGB image (dlib HOG + shape predictor)."""
-    import dlib
-    import face_recognition_models
-
-    detector = dlib.get_frontal_face_detector()
-    boxes = list(detector(image, 1))
-    assert boxes, "no face found in the test image"
-    box = max(boxes, key=lambda r: r.width() * r.height())
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    shape = predictor(image, box)
-    return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+dlib_landmarks = face_landmarks
 
 
 def frame_variants(frame: np.ndarray, lm: np.ndarray, n: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,0 +1,42 @@
+"""The demo picture, the demo's offline error, and evaluate's "run this stage first" errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facelab.cli import cli
+from facelab.demo.grid import demo_grid
+
+
+def test_demo_grid_layout(astronaut, grace_hopper):
+    frames = [astronaut, astronaut[:, ::-1]]
+    swapped = [grace_hopper, grace_hopper[::-1]]
+    grid = demo_grid(frames, swapped, astronaut[100:300, 150:350], height=90)
+    assert grid.dtype == np.uint8 and grid.ndim == 3
+    assert grid.shape[0] == 90 * 2 + 4
+    # column 2 of row 1 shows the first destination frame, of row 2 its swapped version
+    assert grid[:90].std() > 10 and grid[94:].std() > 10
+    with pytest.raises(ValueError):
+        demo_grid(frames, swapped[:1], astronaut)
+
+
+def test_demo_without_registry_says_how_to_provide_videos(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    res = CliRunner().invoke(cli, ["demo", "-w", str(tmp_path / "ws"), "--minutes", "1"], obj={})
+    assert res.exit_code != 0
+    errors = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and "--samples-from" in errors[0] and "data_dst.mp4" in errors[0]
+    assert "Traceback" not in res.output
+
+
+def test_evaluate_names_the_stage_to_run_first(ws):
+    res = CliRunner().invoke(cli, ["evaluate", "-w", str(ws.root)], obj={})
+    assert res.exit_code != 0 and "run `python main.py merge` first" in res.output
+    ws.merged.mkdir(parents=True)
+    (ws.merged / "000001.png").write_bytes(b"")  # a merged frame but no model
+    res = CliRunner().invoke(cli, ["evaluate", "-w", str(ws.root)], obj={})
+    assert res.exit_code != 0 and "run `python main.py" in res.output
