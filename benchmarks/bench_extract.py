@@ -9,7 +9,6 @@ machine wall times drift with the load of others; the CPU-time ratio is the stab
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import subprocess
 import sys
@@ -19,33 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import device_name, print_rows, sample_videos
+
 from facelab.extract import ExtractConfig, extract_faces  # noqa: E402
 from facelab.workspace.images import list_images, read_image  # noqa: E402
-
-SAMPLE = Path("/work/samples/WolfgangLanger_Pexels.mp4")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip().replace(" ", "_")
-    except OSError:
-        pass
-    return platform.processor().replace(" ", "_") or "cpu"
-
-
-def sample_video(tmp: Path) -> Path:
-    """The woman video: the unpacked sample when present, else fetched like `workspace samples` does."""
-    if SAMPLE.is_file():
-        return SAMPLE
-    from facelab.workspace import Workspace
-    from facelab.workspace.samples import fetch_samples
-
-    ws = Workspace(tmp / "ws")
-    ws.root.mkdir(parents=True, exist_ok=True)
-    fetch_samples(ws)
-    return ws.video("src")
 
 
 def frames_of(video: Path, out: Path, limit: int) -> Path:
@@ -94,10 +70,10 @@ def run(quick: bool) -> list[dict]:
     import cv2
 
     cv2.setNumThreads(1)
-    dev = cpu_name()
+    dev = device_name()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        frames = frames_of(sample_video(tmp), tmp / "data_src", 60 if quick else 0)
+        frames = frames_of(sample_videos()[0], tmp / "data_src", 60 if quick else 0)
         n = len(list_images(frames))
         b1 = bare(frames, ExtractConfig())
         s1 = stage(frames, tmp / "aligned_1", 1)
@@ -127,9 +103,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="first 60 frames only")
     args = ap.parse_args()
-    for r in run(args.quick):
-        target = r["target"] if r["target"] == "info" else r["target"].replace(" ", "")
-        print(f"RATIO {r['name']} {r['value']:.3f} (target {target}) device={r['device']}  # {r['detail']}")
+    print_rows(run(args.quick))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import device_name, print_rows
+
 from facelab.align import face_transform, transform_points, warp_to_face  # noqa: E402
 from facelab.train.loader import FaceLoader, auto_workers  # noqa: E402
 from facelab.train.options import TrainOptions  # noqa: E402
@@ -35,18 +36,6 @@ from facelab.workspace.faces import FaceMeta, write_face  # noqa: E402
 RES = 128
 BATCH = 8
 FACE_SIZE = 512
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip().replace(" ", "_")
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _landmarks(image: np.ndarray) -> np.ndarray:
@@ -161,9 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer faces, batches and steps")
     args = ap.parse_args()
-    for r in run(args.quick):
-        target = r["target"] if r["target"] == "info" else r["target"].replace(" ", "")
-        print(f"RATIO {r['name']} {r['value']:.3f} (target {target}) device={r['device']}  # {r['detail']}")
+    print_rows(run(args.quick))
 
 
 if __name__ == "__main__":

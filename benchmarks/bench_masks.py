@@ -1,6 +1,6 @@
 """Occlusion benchmark of face-mask sources on real aligned faces with real-image occluders pasted at known places.
 
-Faces: frames of the sample videos (when /work/samples or FACELAB_SAMPLES holds them), skimage's astronaut and
+Faces: frames of the sample videos (fetched and cached like `workspace samples`, or from $FACELAB_SAMPLES), skimage's astronaut and
 matplotlib's Grace Hopper, found with dlib HOG + 68 landmarks and aligned (whole_face). Ground truth: the visible
 face V = hull minus occluder. Training occluders come from skimage coffee/chelsea/rocket/colorwheel/brick/grass/
 gravel/moon/page/clock and the videos' own background; test occluders from other images (immunohistochemistry, retina, hubble, coins, camera). Thresholds are
@@ -12,8 +12,6 @@ picked on a validation split. Prints IoU on clean and occluded faces and the sha
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import device_name, print_rows, sample_videos  # noqa: E402
+
 from facelab.align import face_transform, hull_mask, transform_points  # noqa: E402
+from facelab.errors import FacelabError  # noqa: E402
 from facelab.masks.learner import (  # noqa: E402
     MaskLearnConfig,
     grow,
@@ -41,10 +42,17 @@ from facelab.masks.learner import (  # noqa: E402
 )
 from facelab.masks.occluders import background_crops, package_textures  # noqa: E402
 
-SAMPLES = Path(os.environ.get("FACELAB_SAMPLES", "/work/samples"))
 SIZE = 64
+
+
+def _videos() -> tuple[Path, Path] | None:
+    try:
+        return sample_videos()
+    except FacelabError:
+        return None
+
 # yes/no tags a person gives in seconds from a contact sheet: the woman's hand is over her face in these frames
-HAND_FRAMES = ("WolfgangLanger_Pexels.mp4", 60, 220)
+HAND_FRAMES = ("woman", 60, 220)
 
 
 def _dlib():
@@ -90,10 +98,12 @@ def collect(quick: bool) -> dict:
     rng = np.random.default_rng(0)
     splits: dict[str, dict[str, list]] = {k: {"face": [], "hull": [], "name": []} for k in ("train", "val", "test")}
     bg: list[np.ndarray] = []
-    for vid, step in (("WolfgangLanger_Pexels.mp4", 8 if quick else 4), ("single_face.mp4", 4 if quick else 2)):
-        if not (SAMPLES / vid).is_file():
+    videos = _videos()
+    for vid, path, step in (("woman", videos[0] if videos else None, 8 if quick else 4),
+                            ("man", videos[1] if videos else None, 4 if quick else 2)):
+        if path is None:
             continue
-        for i, frame in _video_frames(SAMPLES / vid, step):
+        for i, frame in _video_frames(path, step):
             got = _faces_in(frame, det, pred, SIZE)
             if got is None:
                 continue
@@ -231,7 +241,7 @@ def _print_table(rows: dict[str, dict[str, float]]) -> None:
 
 
 def _ratios(rows: dict[str, dict[str, float]]) -> list[dict]:
-    dev = platform.processor() or platform.machine()
+    dev = device_name()
     hull = rows["hull"]
     # the headline source is fixed in advance: hull minus the BAS occluder map, threshold and dilation picked on the
     # validation split under the leak budget (no refiner); every other row is printed for comparison
@@ -245,18 +255,18 @@ def _ratios(rows: dict[str, dict[str, float]]) -> list[dict]:
         {"name": "mask_iou_clean_best_minus_hull", "value": best["iou_clean"] - hull["iou_clean"],
          "target": "> -0.05", "unit": f"IoU ({name})", "device": dev},
     ]
-    for r in out:
-        print(f"RATIO {r['name']} {r['value']:.3f} (target {r['target']}) device={r['device']}")
+    print_rows(out)
     return out
 
 
 def make_sheet(model, t: float, d: int, out: Path, method: str, cols: int = 8) -> None:
     """Woman video frames (every 12th) aligned, with the hull-minus-occluder mask outlined in green (outside dimmed).
     ``method`` only labels the printout."""
-    path = SAMPLES / "WolfgangLanger_Pexels.mp4"
-    if not path.is_file():
-        print(f"no {path}: sheet skipped")
+    videos = _videos()
+    if videos is None:
+        print("no sample videos: sheet skipped")
         return
+    path = videos[0]
     det, pred = _dlib()
     tiles = []
     for i, frame in _video_frames(path, 12):

@@ -5,7 +5,8 @@ of that frame), measured in the same run. Target: under 4x for overlay + rct.
     python benchmarks/bench_merge.py [--quick]
 
 The model is a randomly initialised default-size SAEHD (timing only). Frames come from the sample video when it is
-present (``/work/samples/single_face.mp4``, or ``$FACELAB_BENCH_VIDEO``), else from a clip made of the astronaut.
+present (fetched and cached like ``workspace samples``, or from ``$FACELAB_SAMPLES``), else from a clip made of the
+astronaut.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,7 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import device_name, print_rows, sample_videos
+
 from facelab.align import face_transform, transform_points  # noqa: E402
+from facelab.errors import FacelabError  # noqa: E402
 from facelab.merge.config import MergeConfig, MergeSettings  # noqa: E402
 from facelab.merge.plan import build_plan  # noqa: E402
 from facelab.merge.predict import ModelPredictor  # noqa: E402
@@ -34,25 +37,23 @@ from facelab.merge.render import render_frame  # noqa: E402
 from facelab.merge.stage import ColorStats, Prepared, crop_faces, face_inputs, merge_frames, predict_batches  # noqa
 from facelab.workspace import FaceMeta, Workspace, list_images, read_image, write_face, write_image  # noqa: E402
 
-VIDEO = Path(os.environ.get("FACELAB_BENCH_VIDEO", "/work/samples/single_face.mp4"))
-SRC_VIDEO = Path(os.environ.get("FACELAB_BENCH_SRC_VIDEO", "/work/samples/WolfgangLanger_Pexels.mp4"))
 TARGET = 4.0
 
 
-def cpu_name() -> str:
+def _videos() -> tuple[Path, Path] | None:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip().replace(" ", "_")
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
+        return sample_videos()
+    except FacelabError:
+        return None
 
 
-def make_frames(out: Path, n: int, size: tuple[int, int], video: Path = VIDEO) -> None:
-    """``n`` frames of ``size`` (w, h) into ``out``: decoded from ``video``, or the astronaut drifting."""
+def make_frames(out: Path, n: int, size: tuple[int, int], video: Path | None = None) -> None:
+    """``n`` frames of ``size`` (w, h) into ``out``: decoded from ``video`` (default: the man sample video), or the
+    astronaut drifting when the samples cannot be had."""
     out.mkdir(parents=True, exist_ok=True)
-    if video.is_file():
+    videos = _videos() if video is None else None
+    video = video or (videos[1] if videos else None)
+    if video is not None:
         import imageio_ffmpeg
 
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-frames:v", str(n),
@@ -219,13 +220,14 @@ def seam_delta_e(ws: Workspace) -> float:
 def bench_seam(root: Path, n: int, device: str) -> list[dict]:
     """Colour seam of the woman's face merged onto the man (overlay, dst mask): rct over none, in excess of the
     seam the original frames already have at the same place (skin vs surroundings)."""
-    if not (VIDEO.is_file() and SRC_VIDEO.is_file()):
+    videos = _videos()
+    if videos is None:
         return []
     ws = Workspace(root / "seam")
     ws.init()
     make_frames(ws.frames("dst"), n, (640, 360))
     add_face_files(ws)
-    make_frames(ws.frames("src"), max(8, n // 3), (640, 360), SRC_VIDEO)
+    make_frames(ws.frames("src"), max(8, n // 3), (640, 360), videos[0])
     size, face_type = 192, "whole_face"
     faces = []
     for path in list_images(ws.frames("src")):
@@ -254,7 +256,7 @@ def run(quick: bool) -> list[dict]:
 
     torch.manual_seed(0)
     predictor = ModelPredictor(create_model("saehd", None), torch.device("cpu"))
-    device = cpu_name()
+    device = device_name()
     n = 12 if quick else 72
     with tempfile.TemporaryDirectory(prefix="bench_merge_") as tmp:
         rows = bench_size(Path(tmp), "360p", (640, 360), n, predictor, device)
@@ -267,10 +269,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 frames instead of 72")
     args = parser.parse_args()
-    for row in run(args.quick):
-        target = f"(target {row['target']})" if row["target"] else "(info)"
-        print(f"RATIO {row['name']} {row['value']:.3f} {target} device={row['device']}  # {row['unit']}; "
-              f"{row['detail']}")
+    print_rows(run(args.quick))
 
 
 if __name__ == "__main__":

@@ -19,29 +19,21 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import platform  # noqa: E402
-import time
-from pathlib import Path
-from typing import Any
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import device_name, print_rows  # noqa: E402
+
 from facelab.models import create_model  # noqa: E402
 from facelab.train.batch import Batch  # noqa: E402
 from facelab.train.options import TrainOptions  # noqa: E402
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device).replace(" ", "_")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip().replace(" ", "_")
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 def _sync(device: torch.device) -> None:
@@ -144,8 +136,7 @@ def main() -> None:
     parser.add_argument("--archi", default="liae-ud", help="SAEHD archi (default: the default liae-ud)")
     parser.add_argument("--channels-last", action="store_true", help="model and batch in channels-last layout")
     args = parser.parse_args()
-    for r in run(args.quick, args.resolution, args.batch, args.channels_last, args.archi):
-        print(f"RATIO {r['name']} {r['value']:.3f} (target {r['target']}) device={r['device']}  # {r['detail']}")
+    print_rows(run(args.quick, args.resolution, args.batch, args.channels_last, args.archi))
 
 
 if __name__ == "__main__":

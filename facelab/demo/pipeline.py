@@ -13,9 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facelab.errors import FacelabError
+from facelab.errors import FaceFileError, FacelabError
 from facelab.utils.device import select_device
-from facelab.workspace import Workspace, list_images, read_face, read_image, write_image
+from facelab.workspace import Workspace, list_images, read_face, read_image, read_meta, write_image
 from facelab.workspace.faces import list_faces
 
 log = logging.getLogger(__name__)
@@ -129,15 +129,31 @@ def step_picture(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
     merged = list_images(ws.merged)
     if not merged:
         raise FacelabError(f"no merged frames in {ws.merged}; the merge step did not run")
-    picks = [merged[i] for i in np.linspace(0, len(merged) - 1, cfg.grid_frames).round().astype(int)]
+    boxes = _face_boxes(ws)
+    with_face = [p for p in merged if p.stem in boxes] or merged
+    picks = [with_face[i] for i in np.linspace(0, len(with_face) - 1, cfg.grid_frames).round().astype(int)]
     originals = [read_image(_frame_for(ws, p.stem)) for p in picks]
     swapped = [read_image(p) for p in picks]
     src_faces = list_faces(ws.aligned("src"))
     source = read_face(src_faces[len(src_faces) // 2]).image
     path = ws.root / "demo.png"
-    write_image(path, demo_grid(originals, swapped, source))
+    close = [boxes[p.stem] for p in picks] if all(p.stem in boxes for p in picks) else None
+    write_image(path, demo_grid(originals, swapped, source, close))
     progress(1)
     return {"picture": str(path)}
+
+
+def _face_boxes(ws: Workspace) -> dict[str, tuple[float, float, float, float]]:
+    """Detector box of the first face of each destination frame, by frame stem."""
+    boxes = {}
+    for path in list_faces(ws.aligned("dst")):
+        try:
+            meta = read_meta(path)
+        except FaceFileError:
+            continue
+        if meta.face_index == 0:
+            boxes[meta.frame_stem] = meta.box
+    return boxes
 
 
 def _frame_for(ws: Workspace, stem: str):

@@ -68,14 +68,20 @@ def has_checkpoint(model_dir: Path) -> bool:
 
 
 def is_swap_model(model_dir: Path) -> bool:
-    """A trained swap model folder (other trained things, such as mask learners, live beside them)."""
+    """A trained swap model folder (other trained things, such as mask learners, live beside them and say so in
+    their config.json); a checkpoint without a config.json counts as a swap model."""
     from facelab.models import MODELS
 
+    if not has_checkpoint(model_dir):
+        return False
+    config = Path(model_dir) / CONFIG_NAME
+    if not config.exists():
+        return True
     try:
-        kind = json.loads((Path(model_dir) / CONFIG_NAME).read_text("utf-8")).get("model_type")
+        kind = json.loads(config.read_text("utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
         return False
-    return has_checkpoint(model_dir) and kind in MODELS
+    return kind in MODELS
 
 
 def find_swap_model(ws: Workspace, name: str | None) -> Path:

@@ -40,3 +40,13 @@ def test_evaluate_names_the_stage_to_run_first(ws):
     (ws.merged / "000001.png").write_bytes(b"")  # a merged frame but no model
     res = CliRunner().invoke(cli, ["evaluate", "-w", str(ws.root)], obj={})
     assert res.exit_code != 0 and "run `python main.py" in res.output
+
+
+def test_demo_grid_close_ups(astronaut):
+    box = (180.0, 80.0, 280.0, 200.0)
+    grid = demo_grid([astronaut], [astronaut], astronaut, boxes=[box], height=60)
+    assert grid.shape[0] == 4 * 60 + 3 * 4
+    from facelab.demo.grid import close_up
+
+    crop = close_up(astronaut, box)
+    assert crop.shape[0] == crop.shape[1] == int(120 * 1.6)

@@ -74,7 +74,7 @@ def test_scripts_run_in_order(tmp_path: Path, astronaut: np.ndarray, grace_hoppe
          "--d-dims", "8", "--d-mask-dims", "8", "--batch-size", "2", "--target-iter", "3", "--workers", "0")
     config = json.loads((ws / "model" / "saehd" / "config.json").read_text())
     assert config["iterations"] == 3
-    _run("7_merge.sh", ws)
+    _run("7_merge.sh", ws, "--mask-mode", "stored:wsol*learned-prd")
     assert len(list_images(ws / "data_dst" / "merged")) == 10
     _run("8_encode.sh", ws)
     info = probe(ws / "result.mp4")
