@@ -57,8 +57,8 @@ def collect(names: list[str], quick: bool) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     head = ("benchmark", "measure", "value", "target", "met", "device")
-    lines = [(r.get("bench", ""), r["name"], f"{r['value']:.3f} {r.get('unit', '')}".strip(), str(r.get("target", "")),
-              _meets(r["value"], r.get("target", "")), str(r.get("device", ""))) for r in rows]
+    lines = [(r.get("bench", ""), r["name"], f"{r['value']:.3f} {r.get('unit', '')}".strip(), str(r.get("target") or ""),
+              _meets(r["value"], r.get("target") or ""), str(r.get("device", ""))) for r in rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) if lines else len(h) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]

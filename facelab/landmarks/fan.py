@@ -7,6 +7,7 @@ import numpy as np
 from facelab.detect.base import check_image, find_weights, import_face_alignment, require_weights, weight_dirs
 from facelab.errors import FacelabError
 from facelab.landmarks.base import LANDMARKS
+from facelab.utils.torch_io import load_tensors
 
 FAN_WEIGHTS = "2DFAN4-11f355bf06.pth.tar"
 REFERENCE_SCALE = 195.0  # face-alignment's box size of a "scale 1" face
@@ -21,15 +22,14 @@ class FanLandmarks:
         ok, why = import_face_alignment()
         if not ok:
             raise FacelabError(f"landmarks fan: face-alignment {why}")
-        import torch
         from face_alignment.models import FAN
 
         (path,) = require_weights(FAN_WEIGHTS)
         net = FAN(4)
+        state = load_tensors(path, "2DFAN-4 state dict", "replace the file")
         try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
             net.load_state_dict(state)
-        except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             raise FacelabError(f"{path} is not a 2DFAN-4 state dict ({exc}); replace the file") from exc
         self._net = net.to(device).eval()
         self.device = device

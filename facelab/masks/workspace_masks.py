@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from facelab.masks.learner import (
 )
 from facelab.masks.occluders import background_crops, package_textures
 from facelab.utils.atomic import atomic_path, atomic_write_text
+from facelab.utils.torch_io import load_tensors
 from facelab.workspace import Workspace
 from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, update_meta
 from facelab.workspace.images import read_image
@@ -156,12 +156,7 @@ def save_mask_model(out: Path, learner, refiner, t: float, d: int, cfg: MaskLear
 
 def load_mask_model(out: Path, device: torch.device) -> MaskModel:
     path = Path(out) / "ckpt_last.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FacelabError(f"no mask model {path}; run `mask train` first") from None
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise FacelabError(f"{path} is not a readable mask model ({exc}); run `mask train --force`") from exc
+    state = load_tensors(path, "mask model", "run `mask train` (with --force to replace a damaged one)")
     if not isinstance(state, dict) or state.get("kind") != "mask" or state.get("format_version") != FORMAT_VERSION:
         raise FacelabError(f"{path} is not a facelab mask model; run `mask train`")
     cfg = MaskLearnConfig(**state["cfg"])

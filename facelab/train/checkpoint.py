@@ -31,6 +31,7 @@ import torch
 from facelab import __version__
 from facelab.errors import FacelabError
 from facelab.utils.atomic import atomic_path, atomic_write_text
+from facelab.utils.torch_io import load_tensors
 from facelab.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -206,11 +207,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     path = Path(path)
     if not path.is_file():
         raise FacelabError(f"no checkpoint at {path}; train a model first (`python main.py train --model saehd`)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        hint = _backup_hint(path.parent)
-        raise FacelabError(f"checkpoint {path} is unreadable ({type(exc).__name__}); {hint}") from exc
+    ckpt = load_tensors(path, "checkpoint", _backup_hint(path.parent), map_location)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in _REQUIRED):
         raise FacelabError(f"{path} is not a facelab checkpoint; {_backup_hint(path.parent)}")
     if int(ckpt["format_version"]) > FORMAT_VERSION:

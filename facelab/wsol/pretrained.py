@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelab.errors import FacelabError
+from facelab.utils.torch_io import load_tensors
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,8 @@ class LoadReport:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FacelabError(f"pretrained weights {path} not found; pass the path of a local .pth file") from None
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise FacelabError(f"{path} is not a readable weights_only PyTorch state dict ({exc}); "
-                           "save it with torch.save(model.state_dict(), ...)") from exc
+    obj = load_tensors(path, "PyTorch state dict of pretrained weights",
+                       "pass a local .pth file saved with torch.save(model.state_dict(), ...)")
     for wrapper in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]

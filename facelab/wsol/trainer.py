@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from facelab.errors import FacelabError
 from facelab.utils.atomic import atomic_path, atomic_write_text
+from facelab.utils.torch_io import load_tensors
 from facelab.wsol.data import WsolDataset, WsolRecord, collate, load_split
 from facelab.wsol.losses import LossWeights, bas_losses, sat_losses
 from facelab.wsol.metrics import LocMeter
@@ -141,12 +141,7 @@ def train_config_from_dict(d: dict) -> WsolTrainConfig:
 
 def read_checkpoint(out: Path) -> dict:
     path = Path(out) / "ckpt_last.pt"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FacelabError(f"no checkpoint {path}; train one first with `wsol train --out {out}`") from None
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise FacelabError(f"{path} is not a readable checkpoint ({exc}); retrain or restore a backup") from exc
+    state = load_tensors(path, "WSOL checkpoint", f"train one with `wsol train --out {out}`")
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or "arch" not in state:
         raise FacelabError(f"{path} is not a facelab WSOL checkpoint (format {FORMAT_VERSION})")
     return state

@@ -84,7 +84,7 @@ class _Evil:
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / ck.LAST_NAME
     torch.save({"format_version": 1, "payload": _Evil()}, path)
-    with pytest.raises(FacelabError, match="unreadable"):
+    with pytest.raises(FacelabError, match="not a readable checkpoint"):
         ck.read_checkpoint(path)
 
 
