@@ -92,7 +92,7 @@ def demo_train_options(cfg: DemoConfig, device: torch.device):
 
 
 def step_train(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
-    """Train (or continue) the demo model for ``cfg.minutes``."""
+    """Train (or continue) the demo model for the time budget (--minutes)."""
     from facelab.train.loop import train
 
     device = select_device(cfg.device)
