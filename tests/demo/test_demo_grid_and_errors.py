@@ -50,3 +50,23 @@ def test_demo_grid_close_ups(astronaut):
 
     crop = close_up(astronaut, box)
     assert crop.shape[0] == crop.shape[1] == int(120 * 1.6)
+
+
+def test_demo_runs_every_step_on_videos_given_by_hand(tmp_path, astronaut, grace_hopper):
+    """The whole demo, offline, on short clips of real photographs passed with --samples-from."""
+    from facekit import photo_clip
+
+    from facelab.video.probe import probe
+
+    given = tmp_path / "given"
+    given.mkdir()
+    photo_clip(grace_hopper, given / "WolfgangLanger_Pexels.mp4", frames=6, fps=10, audio=False, tmp=tmp_path)
+    photo_clip(astronaut, given / "single_face.mp4", frames=6, fps=10, audio=True, tmp=tmp_path)
+    ws = tmp_path / "ws"
+    res = CliRunner().invoke(cli, ["demo", "-w", str(ws), "--minutes", "0.05", "--device", "cpu",
+                                   "--samples-from", str(given)], obj={}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    info = probe(ws / "result.mp4")
+    assert info.frame_count == 6 and info.has_audio
+    assert (ws / "demo.png").stat().st_size > 10_000
+    assert (ws / "model" / "demo" / "preview.png").exists()

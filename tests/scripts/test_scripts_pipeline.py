@@ -13,35 +13,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+from facekit import photo_clip
 
-from facelab.video.encode import encode_frames
 from facelab.video.probe import probe
-from facelab.video.synthetic import make_clip
-from facelab.workspace import list_images, write_image
+from facelab.workspace import list_images
 from facelab.workspace.faces import list_faces, read_meta
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 pytestmark = pytest.mark.e2e
-
-
-def _clip(image: np.ndarray, out: Path, frames: int, fps: int, audio: bool, tmp: Path) -> None:
-    """A clip of ``image`` drifting a few pixels per frame (a real face that moves), 256x256."""
-    folder = tmp / f"frames_{out.stem}"
-    folder.mkdir()
-    h, w = image.shape[:2]
-    side = min(h, w)
-    for i in range(frames):
-        mat = np.float32([[1, 0, 2.0 * i - frames], [0, 1, 1.0 * i - frames / 2]])
-        moved = cv2.warpAffine(image[:side, (w - side) // 2:(w - side) // 2 + side], mat, (side, side),
-                               borderMode=cv2.BORDER_REFLECT)
-        write_image(folder / f"{i + 1:06d}.png", cv2.resize(moved, (256, 256), interpolation=cv2.INTER_AREA))
-    # the reference gives the clip its tone (encode takes the first audio track of a reference video)
-    ref = make_clip(tmp / f"{out.stem}_ref.mp4", seconds=frames / fps + 0.5, fps=fps) if audio else None
-    encode_frames(folder, out, reference_video=ref, fps=fps)
 
 
 def _run(script: str, ws: Path, *args: str) -> None:
@@ -54,8 +36,8 @@ def _run(script: str, ws: Path, *args: str) -> None:
 def test_scripts_run_in_order(tmp_path: Path, astronaut: np.ndarray, grace_hopper: np.ndarray) -> None:
     ws = tmp_path / "workspace"
     ws.mkdir()
-    _clip(grace_hopper, ws / "data_src.mp4", frames=8, fps=10, audio=False, tmp=tmp_path)
-    _clip(astronaut, ws / "data_dst.mp4", frames=10, fps=10, audio=True, tmp=tmp_path)
+    photo_clip(grace_hopper, ws / "data_src.mp4", frames=8, fps=10, audio=False, tmp=tmp_path)
+    photo_clip(astronaut, ws / "data_dst.mp4", frames=10, fps=10, audio=True, tmp=tmp_path)
 
     _run("0_fetch_samples.sh", ws)  # both inputs present: kept, nothing downloaded
     _run("1_clear_workspace.sh", ws)
