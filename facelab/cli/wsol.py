@@ -76,12 +76,14 @@ def train_cmd(method, data, out, backbone, width, head_act, pretrained, config_f
 @wsol.command("eval")
 @_DATA
 @_OUT
+@click.option("--method", type=click.Choice(["bas", "sat"]), default=None,
+              help="Expected method (the model folder records it; a mismatch is an error).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--threshold", "tau", type=float, default=None, help="CAM threshold for Top-1/5 and GT-known "
               "[picked on the train split when not given].")
 @click.option("--topk", type=int, default=None, help="BAS: mean of the top-k class maps [all classes].")
 @device_option
-def eval_cmd(data, out, split, tau, topk, device) -> None:
+def eval_cmd(data, out, method, split, tau, topk, device) -> None:
     """Print the papers' localisation metrics (Top-1/Top-5/GT-known Loc, MaxBoxAccV2) of a trained model."""
     from facelab.wsol.data import load_split
     from facelab.wsol.metrics import format_table
@@ -89,6 +91,8 @@ def eval_cmd(data, out, split, tau, topk, device) -> None:
 
     dev = select_device(device or "auto")
     model, arch, cfg, _ = load_wsol(out, dev)
+    if method is not None and method != arch.method:
+        raise FacelabError(f"{out} holds a {arch.method} model, not {method}; drop --method or pick its folder")
     if tau is None:
         tau = pick_threshold(model, load_split(data, "train"), cfg.input_size, dev, topk)
         click.echo(f"threshold {tau} (best GT-known Loc on the train split)")

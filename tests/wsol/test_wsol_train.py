@@ -55,8 +55,11 @@ def test_cli_train_resume_eval(tmp_path):
     assert doc["epochs_done"] == 2 and [h["epoch"] for h in doc["history"]] == [2]
     res = runner.invoke(cli, args + ["--epochs", "2", "--method", "sat"])
     assert res.exit_code == 1 and "Error:" in res.output  # another architecture in the same folder
-    res = runner.invoke(cli, ["wsol", "eval", "--data", str(data), "--out", str(out), "--threshold", "0.4"])
+    res = runner.invoke(cli, ["wsol", "eval", "--method", "bas", "--data", str(data), "--out", str(out),
+                              "--threshold", "0.4"])
     assert res.exit_code == 0, res.output
     assert "GT-known Loc" in res.output and "MaxBoxAccV2" in res.output and "Top-5 Loc" in res.output
     res = runner.invoke(cli, ["wsol", "eval", "--data", str(tmp_path), "--out", str(out)])
     assert res.exit_code == 1 and "images.txt" in res.output
+    res = runner.invoke(cli, ["wsol", "eval", "--method", "sat", "--data", str(data), "--out", str(out)])
+    assert res.exit_code == 1 and "holds a bas model" in res.output
