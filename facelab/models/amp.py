@@ -14,12 +14,10 @@ from torch import nn
 from facelab.align.geometry import canonical_face_type
 from facelab.models.base import StepResult, SwapModel
 from facelab.models.common import (
-    all_finite,
     autocast,
-    average_grads_across_processes,
     coerce_arch,
-    loss_values,
-    optimizer_step,
+    finish_step,
+    preview_outputs,
 )
 from facelab.models.optim import make_optimizer
 from facelab.models.saehd import losses as L
@@ -173,8 +171,7 @@ class AMP(GANMixin, SwapModel):
     @torch.no_grad()
     def preview(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
         p = self.forward(src, dst, morph_factor=1.0, swap=True)
-        keys = ("src_src", "dst_dst", "src_dst")
-        return {k: p[k].float() for k in keys} | {f"{k}_mask": p[f"{k}_mask"].float() for k in keys}
+        return preview_outputs(p)
 
     def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions,
                    iteration: int, scaler: torch.amp.GradScaler | None = None) -> StepResult:
@@ -184,17 +181,7 @@ class AMP(GANMixin, SwapModel):
             p = fwd(batch.warped_src, batch.warped_dst, morph_factor=opts.morph_factor)
         p = {k: v.float() for k, v in p.items()}
         terms, d_losses = self._losses(p, batch, opts)
-        report = terms | d_losses
-        if not all_finite(report):
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            return StepResult(loss_values(report), False)
-        optimizer_step(terms["G_loss"], optimizers["G"], self.generator_parameters(), opts.clipgrad, scaler)
-        if "D_gan_loss" in d_losses:
-            optimizer_step(d_losses["D_gan_loss"], optimizers["D_gan"], list(self.D_gan.parameters()),
-                           opts.clipgrad, scaler, before_step=lambda: average_grads_across_processes(
-                               self.D_gan.parameters()))
-        return StepResult(loss_values(report), True)
+        return finish_step(self, terms, d_losses, optimizers, opts, scaler)
 
     def _side_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, pred_mask: torch.Tensor,
                    em: torch.Tensor) -> torch.Tensor:

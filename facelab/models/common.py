@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from facelab.errors import FacelabError
+from facelab.models.base import StepResult
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config
 
@@ -84,6 +85,34 @@ def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[
         scaler.update()
     else:
         opt.step()
+
+
+def finish_step(model: nn.Module, terms: Mapping[str, torch.Tensor], d_losses: Mapping[str, torch.Tensor],
+                optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions, scaler: torch.amp.GradScaler | None,
+                before_g_step: Callable[[], None] | None = None) -> StepResult:
+    """The shared end of a train step. When any loss is not finite nothing moves (``finite=False``); else the
+    generator steps on ``terms["G_loss"]``, then each discriminator whose loss is on (``D_code_loss`` ->
+    ``model.D_code`` with optimizer ``D_code``; ``D_gan_loss`` likewise), its gradients first averaged across
+    processes since discriminators stay outside DDP."""
+    report = dict(terms) | dict(d_losses)
+    if not all_finite(report):
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        return StepResult(loss_values(report), False)
+    optimizer_step(terms["G_loss"], optimizers["G"], model.generator_parameters(), opts.clipgrad, scaler,
+                   before_step=before_g_step)
+    for name, loss in d_losses.items():
+        key = name.removesuffix("_loss")
+        part = getattr(model, key)
+        optimizer_step(loss, optimizers[key], list(part.parameters()), opts.clipgrad, scaler,
+                       before_step=lambda part=part: average_grads_across_processes(part.parameters()))
+    return StepResult(loss_values(report), True)
+
+
+def preview_outputs(p: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``preview`` contract from a forward's outputs: three reconstructions and their masks, as float32."""
+    keys = ("src_src", "dst_dst", "src_dst")
+    return {k: p[k].float() for k in keys} | {f"{k}_mask": p[f"{k}_mask"].float() for k in keys}
 
 
 def module_device(module: nn.Module) -> torch.device:

@@ -9,12 +9,10 @@ from torch import nn
 
 from facelab.models.base import StepResult, SwapModel
 from facelab.models.common import (
-    all_finite,
     autocast,
-    average_grads_across_processes,
     coerce_arch,
-    loss_values,
-    optimizer_step,
+    finish_step,
+    preview_outputs,
 )
 from facelab.models.optim import make_optimizer
 from facelab.models.saehd import losses as L
@@ -212,8 +210,7 @@ class SAEHD(GANMixin, SwapModel):
     @torch.no_grad()
     def preview(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
         p = self.forward(src, dst, swap=True)
-        keys = ("src_src", "dst_dst", "src_dst")
-        return {k: p[k].float() for k in keys} | {f"{k}_mask": p[f"{k}_mask"].float() for k in keys}
+        return preview_outputs(p)
 
     # -- training ---------------------------------------------------------------------------------------------
     def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions,
@@ -225,20 +222,9 @@ class SAEHD(GANMixin, SwapModel):
             p = fwd(batch.warped_src, batch.warped_dst, swap=style, swap_detached=opts.face_style_power > 0)
         p = {k: v.float() for k, v in p.items()}
         terms, d_losses = self._losses(p, batch, opts)
-        report = terms | d_losses
-        if not all_finite(report):
-            for opt in optimizers.values():
-                opt.zero_grad(set_to_none=True)
-            return StepResult(loss_values(report), False)
         freeze_ab = self.arch.kind == "liae" and not opts.random_warp
-        optimizer_step(terms["G_loss"], optimizers["G"], self.generator_parameters(), opts.clipgrad, scaler,
-                       before_step=self._drop_inter_ab_grads if freeze_ab else None)
-        for name, loss in d_losses.items():
-            part = self.D_code if name == "D_code_loss" else self.D_gan
-            key = "D_code" if name == "D_code_loss" else "D_gan"
-            optimizer_step(loss, optimizers[key], list(part.parameters()), opts.clipgrad, scaler,
-                           before_step=lambda part=part: average_grads_across_processes(part.parameters()))
-        return StepResult(loss_values(report), True)
+        return finish_step(self, terms, d_losses, optimizers, opts, scaler,
+                           before_g_step=self._drop_inter_ab_grads if freeze_ab else None)
 
     def _drop_inter_ab_grads(self) -> None:
         for prm in self.inter_AB.parameters():
