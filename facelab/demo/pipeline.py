@@ -13,10 +13,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from facelab.errors import FaceFileError, FacelabError
+from facelab.errors import FacelabError
 from facelab.utils.device import select_device
 from facelab.workspace import Workspace, list_images, read_face, read_image, read_meta, write_image
-from facelab.workspace.faces import list_faces
+from facelab.workspace.faces import list_faces, readable
 
 Progress = Callable[..., None]
 
@@ -143,11 +143,7 @@ def step_picture(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
 def _face_boxes(ws: Workspace) -> dict[str, tuple[float, float, float, float]]:
     """Detector box of the first face of each destination frame, by frame stem."""
     boxes = {}
-    for path in list_faces(ws.aligned("dst")):
-        try:
-            meta = read_meta(path)
-        except FaceFileError:
-            continue
+    for _, meta in readable(list_faces(ws.aligned("dst")), read_meta):
         if meta.face_index == 0:
             boxes[meta.frame_stem] = meta.box
     return boxes

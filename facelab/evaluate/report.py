@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from facelab.align import estimate_pose, face_transform, transform_points
-from facelab.errors import FaceFileError, FacelabError
+from facelab.errors import FacelabError
 from facelab.evaluate import metrics as M
 from facelab.train.checkpoint import find_swap_model
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
-from facelab.workspace.faces import list_faces
+from facelab.workspace.faces import list_faces, readable
 
 log = logging.getLogger(__name__)
 Progress = Callable[..., None]
@@ -51,12 +51,7 @@ def find_pairs(ws: Workspace) -> list[FramePair]:
     if not merged:
         raise FacelabError(f"no merged frames in {ws.merged}; run `python main.py merge` first")
     metas: dict[str, FaceMeta] = {}
-    for path in list_faces(ws.aligned("dst")):
-        try:
-            meta = read_meta(path)
-        except FaceFileError as exc:
-            log.warning("skipped %s", exc)
-            continue
+    for _, meta in readable(list_faces(ws.aligned("dst")), read_meta):
         if meta.frame_stem not in metas or meta.face_index < metas[meta.frame_stem].face_index:
             metas[meta.frame_stem] = meta
     pairs = [FramePair(m, ws.resolve(m.source_frame), merged[stem]) for stem, m in sorted(metas.items())
@@ -88,12 +83,7 @@ def source_identity(ws: Workspace, tools: _Tools, count: int) -> np.ndarray:
     """Mean dlib embedding of ``count`` source faces spread over the source set."""
     paths = _evenly(list_faces(ws.aligned("src")), count)
     embs = []
-    for path in paths:
-        try:
-            face = read_face(path)
-        except FaceFileError as exc:
-            log.warning("skipped %s", exc)
-            continue
+    for _, face in readable(paths, read_face):
         embs.append(tools.identity.embed(face.image, face.meta.lm_face))
     if not embs:
         raise FacelabError(f"no readable source faces in {ws.aligned('src')}; run `python main.py extract` first")

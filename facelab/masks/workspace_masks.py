@@ -38,7 +38,7 @@ from facelab.masks.occluders import background_crops, package_textures
 from facelab.utils.atomic import atomic_path, atomic_write_text
 from facelab.utils.torch_io import load_tensors
 from facelab.workspace import Workspace
-from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, update_meta
+from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, readable, update_meta
 from facelab.workspace.images import read_image
 from facelab.wsol.models import create_wsol_model
 
@@ -62,12 +62,7 @@ def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generato
     paths = list_faces(ws.aligned(side))  # type: ignore[arg-type]
     faces, hulls, bg, used = [], [], [], []
     frames_seen: set[str] = set()
-    for p in paths:
-        try:
-            face = read_face(p)
-        except FaceFileError as exc:
-            log.warning("skipped %s", exc)
-            continue
+    for p, face in readable(paths, read_face):
         meta = face.meta
         faces.append(cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
         hulls.append(hull_mask(meta.lm_face * (size / meta.size), size))

@@ -10,10 +10,9 @@ from typing import Callable
 import numpy as np
 
 from facelab.align.pose import estimate_pose
-from facelab.errors import FaceFileError
 from facelab.sort import measures as ms
 from facelab.utils.registry import Registry
-from facelab.workspace.faces import FaceMeta, read_face, read_meta
+from facelab.workspace.faces import FaceMeta, read_face, read_meta, readable
 
 log = logging.getLogger(__name__)
 
@@ -29,24 +28,13 @@ SORT_METHODS: Registry[SortMethod] = Registry("sort method")
 
 
 def _metas(paths: list[Path]) -> list[tuple[Path, FaceMeta]]:
-    out = []
-    for p in paths:
-        try:
-            out.append((p, read_meta(p)))
-        except FaceFileError as exc:
-            log.warning("skipping %s: %s", p, exc)
-    return out
+    return list(readable(paths, read_meta))
 
 
 def _images(paths: list[Path], progress: Callable[..., None] | None = None):
     """(path, meta, small image, hull mask) per readable face file."""
     out = []
-    for p in paths:
-        try:
-            face = read_face(p)
-        except FaceFileError as exc:
-            log.warning("skipping %s: %s", p, exc)
-            continue
+    for p, face in readable(paths, read_face):
         img, mask = ms.prepare(face.image, face.meta.lm_face)
         out.append((p, face.meta, img, mask))
         if progress is not None:

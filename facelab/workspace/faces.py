@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import os
 import struct
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import cv2
 import numpy as np
@@ -25,6 +26,9 @@ import numpy as np
 from facelab.errors import FaceFileError, FacelabError
 from facelab.utils.atomic import atomic_write_bytes
 from facelab.workspace.images import decode_image, encode_image
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 PNG_KEYWORD = b"facelab"
@@ -497,3 +501,13 @@ def list_faces(folder: str | os.PathLike) -> list[Path]:
     from facelab.workspace.images import list_images
 
     return [p for p in list_images(folder) if p.suffix.lower() in FACE_EXTS]
+
+
+def readable(paths: Iterable[Path], reader: Callable[[Path], T]) -> Iterator[tuple[Path, T]]:
+    """``(path, reader(path))`` for every path that reads as a face file (``read_meta`` or ``read_face``); the
+    others are logged and skipped, as every stage treats a corrupt or foreign file in ``aligned/``."""
+    for path in paths:
+        try:
+            yield path, reader(path)
+        except FaceFileError as exc:
+            log.warning("skipped %s", exc)
