@@ -1,10 +1,8 @@
 """facelab command line: ``python main.py --help``."""
 
-import os
+from facelab.utils.runtime import set_openmp_defaults
 
-# Idle OpenMP threads sleep instead of spinning: on a small shared CPU, spinning threads make two threads slower
-# than one. Set before torch is imported; an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+set_openmp_defaults()  # before torch is imported
 
 from facelab.cli import main  # noqa: E402
 

@@ -6,30 +6,29 @@ CUDA: the same model in bf16 mixed precision against a bf16 matmul.
 
     python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--channels-last]
 
-Run as a script, it sets OMP_WAIT_POLICY=PASSIVE before importing torch (see below); export it yourself when
-importing ``run`` from another script.
+The process runs as ``python main.py train`` does: OpenMP's short spin-wait set before torch is imported and the
+allocator keeping freed memory (``facelab/utils/runtime.py``); a script importing ``run`` must call
+``set_openmp_defaults()`` before it imports torch.
 """
 
 from __future__ import annotations
 
-import os
-
-# Idle OpenMP workers sleep instead of spinning: on a shared, oversubscribed box spinning workers steal the CPU
-# from the thread doing the work (several times slower with 2 threads). Takes effect when torch is imported here.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import sys
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from facelab.utils.runtime import keep_freed_memory, set_openmp_defaults  # noqa: E402
+
+set_openmp_defaults()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import torch  # noqa: E402
 from common import device_name, print_rows  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facelab.models import create_model  # noqa: E402
 from facelab.train.batch import Batch  # noqa: E402
@@ -121,6 +120,7 @@ def run(quick: bool = False, resolution: int = 64, batch: int = 8, channels_last
     """Ratios on CUDA when present, else on the CPU with 2 threads and with 1 thread."""
     if torch.cuda.is_available():
         return [measure(None, torch.device("cuda"), quick, resolution, batch, channels_last, archi)]
+    keep_freed_memory()
     saved = torch.get_num_threads()
     try:
         return [measure(t, torch.device("cpu"), quick, resolution, batch, channels_last, archi) for t in (2, 1)]

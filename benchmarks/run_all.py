@@ -9,20 +9,21 @@ machine's matmul rate), so they hold on a busy machine too.
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see bench_train_flops)
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent), str(HERE)]
+
+from facelab.utils.runtime import set_openmp_defaults  # noqa: E402
+
+set_openmp_defaults()  # before torch is imported, as main.py does
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 BENCHMARKS = ("extract", "loader", "train_flops", "merge", "masks")
 

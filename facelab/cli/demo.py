@@ -10,6 +10,7 @@ import click
 from facelab.cli.common import device_option, echo_summary, progress, progress_callback, workspace_option
 from facelab.demo.pipeline import DEMO_STEPS, DemoConfig
 from facelab.utils.config import build_config
+from facelab.utils.runtime import keep_freed_memory
 from facelab.workspace import Workspace
 
 
@@ -24,6 +25,7 @@ def demo_cmd(workspace: Path, minutes: float | None, device: str | None, samples
     ws = Workspace(workspace)
     cfg = build_config(DemoConfig, {"minutes": minutes, "device": device,
                                     "samples_from": str(samples_from) if samples_from else None})
+    keep_freed_memory()  # training re-allocates the same memory every step
     t0 = time.perf_counter()
     for i, (name, step) in enumerate(DEMO_STEPS, 1):
         click.echo(f"[{i}/{len(DEMO_STEPS)}] {step.__doc__.strip().splitlines()[0]}")

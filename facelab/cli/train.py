@@ -156,6 +156,7 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
     from facelab.train import distributed as dd
     from facelab.train.loop import train
     from facelab.utils.device import select_device
+    from facelab.utils.runtime import keep_freed_memory
 
     file_train, file_arch = split_config(load_config_file(config_file))
     arch = {**file_arch, **{k: flags.pop(k) for k in ARCH_FLAGS if flags.get(k) is not None}}
@@ -164,6 +165,8 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
     opts = build_config(TrainOptions, file_train, flags, source="train option")
     ws = get_workspace(workspace)
     ctx, dev = dd.init_distributed(select_device(device or "auto"))
+    if dev.type == "cpu":
+        keep_freed_memory()
     reporter = _TrainReporter(opts, quiet=not ctx.is_main)
     try:
         result = train(ws, name, model_type, arch, opts, dev, progress=reporter, src_dir=src_dir, dst_dir=dst_dir,
