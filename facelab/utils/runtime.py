@@ -1,4 +1,5 @@
-"""Process-wide CPU settings made by the entry points (``main.py``, the benchmarks), never by library code.
+"""Process-wide CPU settings, made by the entry points (``main.py``, the ``train`` and ``demo`` commands, the benchmarks)
+and never by library code.
 
 OpenMP: idle threads spin for about 0.3 ms, then sleep. That bridges the gaps between the operators of a training
 step (sleeping at once makes every operator wait for its threads to wake: the 2-thread SAEHD step ran about 5 %
