@@ -195,10 +195,8 @@ class AMP(GANMixin, SwapModel):
     def _losses(self, p: dict[str, torch.Tensor], b: Batch,
                 opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         res = self.resolution
-        t_src, t_dst = b.target_src, b.target_dst
-        if opts.blur_out_mask:
-            t_src = L.blur_out_mask(t_src, b.target_src_mask, res)
-            t_dst = L.blur_out_mask(t_dst, b.target_dst_mask, res)
+        t_src, t_dst = L.targets(b.target_src, b.target_src_mask, b.target_dst, b.target_dst_mask, res,
+                                 opts.blur_out_mask)
         src = self._side_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
                               b.target_src_em * b.target_src_mask)
         dst = self._side_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"],

@@ -99,6 +99,14 @@ def blur_out_mask(img: torch.Tensor, mask: torch.Tensor, resolution: int) -> tor
     return img * mask + (blurred / weight) * anti
 
 
+def targets(target_src: torch.Tensor, src_mask: torch.Tensor, target_dst: torch.Tensor, dst_mask: torch.Tensor,
+            resolution: int, blur_out: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sides' training targets: as given, or with the background blurred out (``blur_out_mask``)."""
+    if not blur_out:
+        return target_src, target_dst
+    return blur_out_mask(target_src, src_mask, resolution), blur_out_mask(target_dst, dst_mask, resolution)
+
+
 def style_loss(content: torch.Tensor, style: torch.Tensor, blur_sigma: float, weight: float) -> torch.Tensor:
     """weight * (||mu_c - mu_s||^2 + ||sd_c - sd_s||^2) / C over per-channel spatial moments, after a blur.
 

@@ -234,10 +234,8 @@ class SAEHD(GANMixin, SwapModel):
                 opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Scalar losses: ``src_loss``, ``dst_loss``, ``G_loss`` and the discriminator losses that are on."""
         res = self.resolution
-        t_src, t_dst = b.target_src, b.target_dst
-        if opts.blur_out_mask:
-            t_src = L.blur_out_mask(t_src, b.target_src_mask, res)
-            t_dst = L.blur_out_mask(t_dst, b.target_dst_mask, res)
+        t_src, t_dst = L.targets(b.target_src, b.target_src_mask, b.target_dst, b.target_dst_mask, res,
+                                 opts.blur_out_mask)
         em = opts.eyes_mouth_prio
         src = L.reconstruction_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
                                     b.target_src_em * b.target_src_mask if em else None, res, opts.masked_training)
