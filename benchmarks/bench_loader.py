@@ -4,7 +4,7 @@ Faces: skimage's astronaut and matplotlib's Grace Hopper (dlib HOG + 68 landmark
 several frames per side and written as 512-px whole_face JPEG face files, as extract writes them. The loader
 re-crops them to SAEHD's default ``full`` face type at resolution 128 with the default options (random warp,
 dst flips) and its automatic worker count. The trainer is SAEHD (liae-ud, default dims) at 128, batch 8, one
-``train_step`` per batch, on the CPU (or a visible GPU). Also reported: the loader's speed with ``--ct-mode rct``
+one training step per batch, on the CPU (or a visible GPU). Also reported: the loader's speed with ``--ct-mode rct``
 and the share of a training run spent waiting for batches when both run together.
 
     python benchmarks/bench_loader.py [--quick]
@@ -31,6 +31,7 @@ from common import device_name, print_rows
 from facelab.align import face_transform, transform_points, warp_to_face  # noqa: E402
 from facelab.train.loader import FaceLoader, auto_workers  # noqa: E402
 from facelab.train.options import TrainOptions  # noqa: E402
+from facelab.train.step import Trainee, new_trainee, train_step  # noqa: E402
 from facelab.workspace.faces import FaceMeta, write_face  # noqa: E402
 
 RES = 128
@@ -75,29 +76,33 @@ def loader_rate(src: Path, dst: Path, opts: TrainOptions, workers: int | None, n
         return n_batches * opts.batch_size / (time.perf_counter() - t0)
 
 
-def trainer_rate(model, optims, opts: TrainOptions, batch, steps: int, device: torch.device) -> float:
+def _step(trainee: Trainee, batch, opts: TrainOptions) -> None:
+    train_step(trainee, batch, opts.knobs(), opts.clipgrad, opts.mixed_precision)
+
+
+def trainer_rate(trainee: Trainee, opts: TrainOptions, batch, steps: int, device: torch.device) -> float:
     batch = batch.to(device)
-    model.train_step(batch, optims, opts, 1)  # warm-up
+    _step(trainee, batch, opts)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     t0 = time.perf_counter()
-    for i in range(steps):
-        model.train_step(batch, optims, opts, i + 2)
+    for _ in range(steps):
+        _step(trainee, batch, opts)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return steps * opts.batch_size / (time.perf_counter() - t0)
 
 
-def stall_share(src: Path, dst: Path, model, optims, opts: TrainOptions, steps: int, device: torch.device) -> float:
+def stall_share(src: Path, dst: Path, trainee: Trainee, opts: TrainOptions, steps: int, device: torch.device) -> float:
     """Share of wall time a training run spends waiting for the loader (both running together)."""
     with FaceLoader(src, dst, RES, "full", opts) as loader:
         loader.next_batch()
         waited, t0 = 0.0, time.perf_counter()
-        for i in range(steps):
+        for _ in range(steps):
             w0 = time.perf_counter()
             batch = loader.next_batch().to(device)
             waited += time.perf_counter() - w0
-            model.train_step(batch, optims, opts, i + 1)
+            _step(trainee, batch, opts)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return waited / (time.perf_counter() - t0)
@@ -125,12 +130,12 @@ def run(quick: bool) -> list[dict]:
         rate_ct = loader_rate(src, dst, replace(opts, ct_mode="rct"), None, n_batches)
         rate_inproc = loader_rate(src, dst, opts, 0, n_batches)
         model = create_model("saehd", {"resolution": RES}, device)
-        optims = model.make_optimizers(opts)
+        trainee = new_trainee(model, opts)
         with FaceLoader(src, dst, RES, "full", opts, workers=0) as one:
             batch = one.next_batch()
         steps = 2 if quick else 5
-        rate_train = trainer_rate(model, optims, opts, batch, steps, device)
-        stall = stall_share(src, dst, model, optims, opts, steps, device)
+        rate_train = trainer_rate(trainee, opts, batch, steps, device)
+        stall = stall_share(src, dst, trainee, opts, steps, device)
     detail = (f"loader {rate_loader:.1f} samples/s with {workers} worker(s), trainer {rate_train:.2f} samples/s "
               f"(SAEHD liae-ud res {RES} batch {BATCH}, {torch.get_num_threads()} torch threads)")
     return [

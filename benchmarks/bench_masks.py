@@ -169,7 +169,7 @@ def _setting_rows(name: str, vs: np.ndarray, ts: np.ndarray, val, test, rows: di
 
 def ae_masks(model_dir: str, faces: np.ndarray) -> np.ndarray:
     """The autoencoder's learned destination mask of each face (N,S,S), from a trained facelab model folder."""
-    from facelab.train.checkpoint import load_model
+    from facelab.models.store import load_model
 
     model = load_model(model_dir, "cpu")
     if model.face_type != "whole_face":

@@ -191,7 +191,7 @@ class SourceFaces:
         self.face_type = face_type
         self.i = 0
 
-    def __call__(self, crops: np.ndarray):
+    def __call__(self, crops: np.ndarray, landmarks: np.ndarray | None = None, keys=()):
         out = [self.faces[(self.i + k) % len(self.faces)] for k in range(len(crops))]
         self.i += len(crops)
         ones = np.ones((len(crops), self.resolution, self.resolution), np.float32)

@@ -31,8 +31,9 @@ from common import device_name, print_rows  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facelab.models import create_model  # noqa: E402
-from facelab.train.batch import Batch  # noqa: E402
+from facelab.models.batch import Batch  # noqa: E402
 from facelab.train.options import TrainOptions  # noqa: E402
+from facelab.train.step import new_trainee, train_step  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -84,24 +85,28 @@ def measure(threads: int | None, device: torch.device, quick: bool, res: int, ba
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     opts = TrainOptions(batch_size=batch, mixed_precision=device.type == "cuda")
-    optims = model.make_optimizers(opts)
+    trainee = new_trainee(model, opts)
+    knobs = opts.knobs()
     data = make_batch(res, batch, device, channels_last)
-    model.train_step(data, optims, opts, 1)  # warm-up: allocations, kernel choice
+
+    def step() -> None:
+        train_step(trainee, data, knobs, opts.clipgrad, opts.mixed_precision)
+
+    step()  # warm-up: allocations, kernel choice
     with FlopCounterMode(display=False) as counter:
-        model.train_step(data, optims, opts, 2)
+        step()
     flops = float(counter.get_total_flops())
     rounds = 3 if quick else 6
     per_round = 1 if device.type == "cpu" else 10
-    best_mm, best_sec, it = 0.0, float("inf"), 3
+    best_mm, best_sec = 0.0, float("inf")
     for _ in range(rounds):
         best_mm = max(best_mm, matmul_rate(device, dtype, 1.0))
         for _ in range(per_round):
             _sync(device)
             start = time.perf_counter()
-            model.train_step(data, optims, opts, it)
+            step()
             _sync(device)
             best_sec = min(best_sec, time.perf_counter() - start)
-            it += 1
     tag = f"{threads}threads" if device.type == "cpu" else "bf16"
     return {
         "name": f"train_flop_rate_over_matmul_{tag}",

@@ -8,7 +8,7 @@ import click
 
 from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, progress_callback
 from facelab.evaluate.report import EvaluateConfig, evaluate_swap, find_pairs, write_report
-from facelab.train.checkpoint import find_swap_model
+from facelab.models.store import find_swap_model
 from facelab.utils.config import build_config, load_config_file
 
 

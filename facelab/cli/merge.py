@@ -22,7 +22,7 @@ _PATH_DIR = click.Path(file_okay=False, path_type=Path)
 
 
 def _color_choices() -> list[str]:
-    from facelab.merge.color import COLOR_TRANSFERS
+    from facelab.imageops.color import COLOR_TRANSFERS
 
     return ["none", *COLOR_TRANSFERS.names()]
 
@@ -84,7 +84,7 @@ def _common(func: Callable) -> Callable:
 
 def _prepare(kw: dict[str, Any]):
     from facelab.merge.config import settings_from_file
-    from facelab.train.checkpoint import find_swap_model
+    from facelab.models.store import find_swap_model
     from facelab.utils.device import select_device
 
     flags = {k: kw.pop(k) for k in _SETTING_NAMES}
@@ -154,7 +154,7 @@ def preview_cmd(frames_text: str, varies: tuple[str, ...], out_path: Path, cell_
     ws, settings, device, model_dir = _prepare(kw)
     parsed = [parse_vary(v) for v in varies]
     if model_dir is None and any(k == "mode" and any(m != "original" for m in v) for k, v in parsed):
-        from facelab.train.checkpoint import find_swap_model
+        from facelab.models.store import find_swap_model
 
         model_dir = find_swap_model(ws, None)
     predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None

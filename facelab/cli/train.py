@@ -12,7 +12,7 @@ import click
 from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, workspace_option
 from facelab.errors import FacelabError
 from facelab.models import MODELS
-from facelab.train.checkpoint import find_swap_model
+from facelab.models.store import find_swap_model
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config, load_config_file
 
@@ -50,6 +50,8 @@ OPTION_HELP = {
     "preview_history": "Also keep previews/<iter>.png at every save.",
     "seed": "Random seed [0].",
     "workers": "Data loader processes; -1 = automatic, 0 = in the training process [-1].",
+    "holdout": "Share of source faces (in blocks of frames) kept out of training for evaluate's held-out "
+               "score; fixed when the model is created [0.05].",
 }
 ARCH_HELP = {
     "resolution": "Face resolution (multiple of 16; 32 with -d). Fixed at creation.",
@@ -115,7 +117,7 @@ class _TrainReporter:
 
         if run.created:
             desc = {k: f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else v
-                    for k, v in describe(model, self.opts.batch_size).items()}
+                    for k, v in describe(model, self.opts.knobs(), self.opts.batch_size).items()}
             echo_summary(f"new {model.name} model in {run.model_dir}", desc)
         else:
             click.echo(f"resuming {model.name} model in {run.model_dir} at iteration {run.iteration}")
@@ -195,7 +197,7 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
 def export_cmd(fmt: str, name: str | None, workspace: Path, output: Path | None, opset: int) -> None:
     """Export the swap predictor (face in; swapped face and masks out), checked against PyTorch."""
     from facelab.models.export import export_onnx
-    from facelab.train.checkpoint import load_model
+    from facelab.models.store import load_model
 
     ws = get_workspace(workspace)
     model_dir = find_swap_model(ws, name)

@@ -18,7 +18,7 @@ import numpy as np
 from facelab.align import estimate_pose, face_transform, transform_points
 from facelab.errors import FacelabError
 from facelab.evaluate import metrics as M
-from facelab.train.checkpoint import find_swap_model
+from facelab.models.store import find_swap_model
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
 from facelab.workspace.faces import list_faces, readable
 
@@ -141,7 +141,7 @@ def reconstruction_ssim(model_dir: Path, pairs: list[FramePair], device: str) ->
     """Mean SSIM of the model's dst->dst reconstruction against the destination face crops."""
     import torch
 
-    from facelab.train.checkpoint import load_model
+    from facelab.models.store import load_model
     from facelab.utils.device import select_device
 
     dev = select_device(device)

@@ -38,7 +38,7 @@ class MergeConfig:
     face_scale: int = 0  # output face scale in percent (-50..50)
     offset_x: float = 0.0  # face shift in percent of the face size (+ = right in face axes)
     offset_y: float = 0.0  # (+ = down)
-    color: str = "rct"  # colour transfer name (facelab.merge.color.COLOR_TRANSFERS) or "none"
+    color: str = "rct"  # colour transfer name (facelab.imageops.color.COLOR_TRANSFERS) or "none"
     masked_hist_match: bool = True
     hist_match_threshold: int = 255  # 0..255
     motion_blur: int = 0  # 0..100
@@ -88,7 +88,7 @@ def check_color(name: str) -> None:
     """Raise :class:`FacelabError` when ``name`` is not ``none`` nor a registered colour transfer."""
     if name == "none":
         return
-    from facelab.merge.color import COLOR_TRANSFERS
+    from facelab.imageops.color import COLOR_TRANSFERS
 
     COLOR_TRANSFERS.get(name)
 

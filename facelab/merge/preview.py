@@ -15,9 +15,9 @@ import torch
 from facelab.errors import FacelabError
 from facelab.merge.config import GLOBAL_KEYS, MergeConfig, MergeSettings
 from facelab.merge.plan import MergePlan, PlannedFrame, build_plan
-from facelab.merge.predict import ModelPredictor, Predictor
+from facelab.merge.predict import Predictor, load_predictor
 from facelab.merge.render import FaceInput, render_frame
-from facelab.merge.stage import ColorStats, MergePaths, Prepared, crop_faces, face_inputs, predict_batches
+from facelab.merge.stage import ColorStats, MergePaths, Prepared, begin, crop_faces, face_inputs, predict_batches
 from facelab.workspace.images import read_image
 from facelab.workspace.layout import Workspace
 
@@ -82,7 +82,9 @@ def render_preview(ws: Workspace, model_dir: Path | None, settings: MergeSetting
     if predictor is None and any(f.faces for f in chosen):
         if model_dir is None:
             raise ValueError("render_preview needs model_dir or a predictor")
-        predictor = ModelPredictor.load(model_dir, torch.device(device))
+        predictor = load_predictor(model_dir, torch.device(device))
+    if predictor is not None:
+        begin(predictor, plan)
     rows = []
     for frame in chosen:
         image = read_image(frame.path)

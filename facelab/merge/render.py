@@ -88,7 +88,7 @@ def _recolor_fn(face: FaceInput, cfg: MergeConfig, wrk: np.ndarray):
     def recolor(img: np.ndarray, hist: bool) -> np.ndarray:
         out = img
         if cfg.uses_color:
-            from facelab.merge.color import color_transfer
+            from facelab.imageops.color import color_transfer
 
             out = color_transfer(cfg.color, out, face.dst, wrk, wrk)
             if face.stats is not None:

@@ -24,7 +24,7 @@ import torch
 from facelab.merge.config import MergeConfig, MergeSettings
 from facelab.merge.filters import lab_stats
 from facelab.merge.plan import MergePlan, PlannedFrame, build_plan
-from facelab.merge.predict import ModelPredictor, Predictor
+from facelab.merge.predict import Predictor, Tracks, load_predictor
 from facelab.merge.render import FaceInput, RenderJob, init_worker, run_render_job
 from facelab.merge.temporal import window_average
 from facelab.utils.atomic import atomic_write_bytes
@@ -119,6 +119,18 @@ def crop_faces(image: np.ndarray, frame: PlannedFrame, predictor: Predictor) -> 
     return mats, crops
 
 
+def plan_tracks(plan: MergePlan, resolution: int, face_type: str) -> Tracks:
+    """Every face track of ``plan``: face index -> [(frame position, landmarks (68, 2) in the model crop)]."""
+    from facelab.align import face_transform, transform_points
+
+    tracks: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for frame in plan.frames:
+        for face in frame.faces:
+            mat = face_transform(face.landmarks, resolution, face_type)
+            tracks.setdefault(face.index, []).append((frame.pos, transform_points(face.landmarks, mat)))
+    return tracks
+
+
 def dst_stats(crop: np.ndarray, landmarks: np.ndarray, mat: np.ndarray) -> np.ndarray:
     """Lab mean/std (2, 3) of a destination crop inside its landmark hull."""
     from facelab.align import hull_mask, transform_points
@@ -126,15 +138,26 @@ def dst_stats(crop: np.ndarray, landmarks: np.ndarray, mat: np.ndarray) -> np.nd
     return lab_stats(crop, hull_mask(transform_points(landmarks, mat), crop.shape[0]))
 
 
+def begin(predictor: Predictor, plan: MergePlan) -> None:
+    """Hand ``predictor`` every face track of ``plan`` (predictors without a ``begin`` need none)."""
+    start = getattr(predictor, "begin", None)
+    if start is not None:
+        start(plan_tracks(plan, predictor.resolution, predictor.face_type))
+
+
 def predict_batches(items: list[Prepared], predictor: Predictor, batch: int) -> float:
     """Fill ``preds`` of every item, ``batch`` faces per model call; returns the seconds spent in the model."""
+    from facelab.align import transform_points
+
     flat = [(it, k) for it in items for k in range(len(it.crops))]
     spent = 0.0
     for start in range(0, len(flat), batch):
         chunk = flat[start:start + batch]
         crops = np.stack([it.crops[k] for it, k in chunk])
+        lms = np.stack([transform_points(it.frame.faces[k].landmarks, it.mats[k]) for it, k in chunk])
+        keys = [(it.frame.faces[k].index, it.frame.pos) for it, k in chunk]
         t0 = time.perf_counter()
-        faces, prd, dst = predictor(crops)
+        faces, prd, dst = predictor(crops, lms, keys)
         spent += time.perf_counter() - t0
         for j, (it, _) in enumerate(chunk):
             it.preds.append((faces[j], prd[j], dst[j]))
@@ -291,7 +314,8 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
             if predictor is None:
                 if model_dir is None:
                     raise ValueError("merge_frames needs model_dir or a predictor")
-                predictor = ModelPredictor.load(model_dir, torch.device(device))
+                predictor = load_predictor(model_dir, torch.device(device))
+            begin(predictor, plan)
             model_s, read_s = _run(todo, plan, predictor, settings.base, paths, renderer)
     finally:
         renderer.close()

@@ -1,6 +1,8 @@
-"""Swap models behind one registry: ``saehd``, ``quick96``, ``amp``.
+"""Swap models behind one registry: trained ``saehd``, ``quick96``, ``amp`` and the training-free ``warp``.
 
 >>> model = create_model("saehd", {"resolution": 64, "archi": "df-ud"}, torch.device("cpu"))
+
+Contracts in :mod:`facelab.models.base`; finding and loading a workspace's models in :mod:`facelab.models.store`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from facelab.models.amp import AMP, AMPArch
-from facelab.models.base import StepResult, SwapModel
+from facelab.models.base import TRAINED, TRAINING_FREE, SwapModel, TrainableModel, TrainKnobs
 from facelab.models.memory import count_activation_elements
 from facelab.models.quick96 import Quick96, Quick96Arch
 from facelab.models.registry import MODELS
@@ -33,11 +35,16 @@ def arch_class(name: str) -> type:
     return MODELS.get(name).factory.arch_cls  # type: ignore[attr-defined]
 
 
-def describe(model: SwapModel, batch_size: int = 8) -> dict[str, Any]:
+def model_kind(name: str) -> str:
+    """``trained`` or ``training-free``: how model type ``name`` learns."""
+    return str(MODELS.get(name).factory.kind)  # type: ignore[attr-defined]
+
+
+def describe(model: TrainableModel, knobs: TrainKnobs, batch_size: int = 8) -> dict[str, Any]:
     """Parameter count and a memory estimate: fp32 weights + gradients + two optimizer moments + activations of a
     training iteration at ``batch_size`` (forward outputs kept for backward, fp32)."""
     params = sum(p.numel() for p in model.parameters())
-    acts = count_activation_elements(model, batch_size)
+    acts = count_activation_elements(model, batch_size, knobs)
     weights_b = params * 4
     optim_b = params * 4 * 3  # gradients + two moments (AdaBelief); RMSprop keeps one
     acts_b = acts * 4
@@ -52,4 +59,5 @@ def describe(model: SwapModel, batch_size: int = 8) -> dict[str, Any]:
     }
 
 
-__all__ = ["AMP", "AMPArch", "MODELS", "Quick96", "Quick96Arch", "SAEHD", "SAEHDArch", "StepResult", "SwapModel", "arch_class", "create_model", "describe"]
+__all__ = ["AMP", "AMPArch", "MODELS", "TRAINED", "TRAINING_FREE", "Quick96", "Quick96Arch", "SAEHD", "SAEHDArch",
+           "SwapModel", "TrainKnobs", "TrainableModel", "arch_class", "create_model", "describe", "model_kind"]

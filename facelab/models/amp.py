@@ -12,19 +12,12 @@ import torch
 from torch import nn
 
 from facelab.align.geometry import canonical_face_type
-from facelab.models.base import StepResult, SwapModel
-from facelab.models.common import (
-    autocast,
-    coerce_arch,
-    finish_step,
-    preview_outputs,
-)
-from facelab.models.optim import make_optimizer
+from facelab.models.base import Critic, Losses, TrainableModel, TrainKnobs
+from facelab.models.batch import Batch
+from facelab.models.common import coerce_arch, preview_outputs
 from facelab.models.saehd import losses as L
 from facelab.models.saehd.archi import Decoder, Encoder, init_weights
-from facelab.models.saehd.model import GANMixin
-from facelab.train.batch import Batch
-from facelab.train.options import TrainOptions
+from facelab.models.saehd.model import gan_terms, patch_critic_from_state, with_patch_critic
 
 AMP_FACE_TYPES = ("full", "whole_face", "head")
 
@@ -94,8 +87,8 @@ def swap_channel_mask(channels: int, morph_value: torch.Tensor | float, device: 
     return (torch.arange(channels, device=device, dtype=torch.float32) < k).float().view(1, -1, 1, 1)
 
 
-class AMP(GANMixin, SwapModel):
-    """AMP swap model. ``arch``: :class:`AMPArch`, a partial dict of it, or None."""
+class AMP(TrainableModel):
+    """AMP swap model. ``arch``: :class:`AMPArch`, a partial dict of it, or None. Critic: ``D_gan`` (patch GAN)."""
 
     name = "amp"
     arch_cls = AMPArch
@@ -109,38 +102,28 @@ class AMP(GANMixin, SwapModel):
         self.inter_dst = AMPInter(a.ae_dims, a.inter_dims, low)
         self.decoder = Decoder(a.inter_dims, a.d_dims, a.d_mask_dims, frozenset("td"))
         init_weights(self)
-        self.D_gan = None
-        self.forward_fn = None  # a DDP wrapper's bound __call__ in distributed runs
 
-    def generator_parameters(self) -> list[nn.Parameter]:
-        skip = {id(p) for p in self.D_gan.parameters()} if self.D_gan is not None else set()
-        return [p for p in self.parameters() if id(p) not in skip]
+    def make_critics(self, knobs: TrainKnobs, existing: Mapping[str, nn.Module]) -> dict[str, nn.Module]:
+        return with_patch_critic(self, knobs, dict(existing))
 
-    def ddp_ignored_names(self) -> list[str]:
-        return [n for n, _ in list(self.named_parameters()) + list(self.named_buffers()) if n.startswith("D_gan.")]
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
-        """Like nn.Module's, but first builds ``D_gan`` when ``state_dict`` holds its weights."""
-        self._restore_optional(state_dict)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-    def make_optimizers(self, opts: TrainOptions) -> dict[str, torch.optim.Optimizer]:
-        opts = opts.effective()
-        self.ensure_gan(opts)
-        optims = {"G": make_optimizer(self.generator_parameters(), opts)}
-        if opts.gan_power > 0:
-            optims["D_gan"] = make_optimizer(self.D_gan.parameters(), opts)
-        return optims
+    def critic_from_state(self, name: str, state: Mapping[str, torch.Tensor]) -> nn.Module:
+        if name == "D_gan":
+            return patch_critic_from_state(state, next(self.parameters()).device)
+        return super().critic_from_state(name, state)
 
     def reinit_inters(self) -> None:
         """Fresh weights for inter_src and inter_dst (when pretraining is turned off)."""
         init_weights(self.inter_src)
         init_weights(self.inter_dst)
 
-    def forward(self, warped_src: torch.Tensor, warped_dst: torch.Tensor, morph_factor: float = 0.5,
-                swap: bool = False) -> dict[str, torch.Tensor]:
-        """Training forward: ``src_src``, ``dst_dst`` (+ masks); the src code mixes inter_src and inter_dst
-        channels at random (``morph_factor`` share from inter_src); ``swap`` adds ``src_dst`` at morph 1."""
+    def forward(self, warped_src: torch.Tensor, warped_dst: torch.Tensor,
+                knobs: TrainKnobs) -> dict[str, torch.Tensor]:
+        return self.reconstruct(warped_src, warped_dst, morph_factor=knobs.morph_factor)
+
+    def reconstruct(self, warped_src: torch.Tensor, warped_dst: torch.Tensor, morph_factor: float = 0.5,
+                    swap: bool = False) -> dict[str, torch.Tensor]:
+        """``src_src``, ``dst_dst`` (+ masks); the src code mixes inter_src and inter_dst channels at random
+        (``morph_factor`` share from inter_src); ``swap`` adds ``src_dst`` at morph 1."""
         n = warped_src.shape[0]
         code = self.encoder(torch.cat([warped_src, warped_dst]))
         s_of_src, d_all = self.inter_src(code[:n]), self.inter_dst(code)
@@ -165,23 +148,13 @@ class AMP(GANMixin, SwapModel):
 
     @torch.no_grad()
     def predict(self, dst: torch.Tensor, morph_value: float = 1.0) -> dict[str, torch.Tensor]:
+        """The swap at ``morph_value`` (1 = the source's code only); see :meth:`TrainableModel.predict`."""
         face, mask, dst_mask = self.swap_faces(dst, morph_value)
         return {"face": face.float(), "mask": mask.float(), "dst_mask": dst_mask.float()}
 
     @torch.no_grad()
     def preview(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor]:
-        p = self.forward(src, dst, morph_factor=1.0, swap=True)
-        return preview_outputs(p)
-
-    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions,
-                   iteration: int, scaler: torch.amp.GradScaler | None = None) -> StepResult:
-        opts = opts.effective()
-        fwd = self.forward_fn if self.forward_fn is not None else self
-        with autocast(batch.warped_src.device, opts):
-            p = fwd(batch.warped_src, batch.warped_dst, morph_factor=opts.morph_factor)
-        p = {k: v.float() for k, v in p.items()}
-        terms, d_losses = self._losses(p, batch, opts)
-        return finish_step(self, terms, d_losses, optimizers, opts, scaler)
+        return preview_outputs(self.reconstruct(src, dst, morph_factor=1.0, swap=True))
 
     def _side_loss(self, target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, pred_mask: torch.Tensor,
                    em: torch.Tensor) -> torch.Tensor:
@@ -192,11 +165,11 @@ class AMP(GANMixin, SwapModel):
         loss = 5.0 * L.dssim(t, pr, int(res / 11.6)) + 5.0 * L.dssim(t, pr, int(res / 23.2)) + 10.0 * L.mse(t, pr)
         return loss + 300.0 * L.l1(target * em, pred * em) + 10.0 * L.mse(mask, pred_mask)
 
-    def _losses(self, p: dict[str, torch.Tensor], b: Batch,
-                opts: TrainOptions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def losses(self, p: dict[str, torch.Tensor], b: Batch, knobs: TrainKnobs,
+               critics: Mapping[str, Critic]) -> Losses:
         res = self.resolution
         t_src, t_dst = L.targets(b.target_src, b.target_src_mask, b.target_dst, b.target_dst_mask, res,
-                                 opts.blur_out_mask)
+                                 knobs.blur_out_mask)
         src = self._side_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
                               b.target_src_em * b.target_src_mask)
         dst = self._side_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"],
@@ -205,11 +178,11 @@ class AMP(GANMixin, SwapModel):
         g = src.mean() + dst.mean() + 0.1 * L.mse(p["dst_dst"] * anti, t_dst * anti).mean() \
             + 1e-6 * L.total_variation_mse(p["dst_dst"] * anti).mean()
         d_losses: dict[str, torch.Tensor] = {}
-        if opts.gan_power > 0 and self.D_gan is not None:
+        if knobs.gan_power > 0 and "D_gan" in critics:
             m_b = L.blurred_mask(b.target_src_mask, res)
-            g_gan, d_loss = self.gan_losses(p["src_src"] * m_b, t_src * m_b, opts.gan_power)
+            g_gan, d_loss = gan_terms(critics["D_gan"], p["src_src"] * m_b, t_src * m_b, knobs.gan_power)
             s_anti = 1.0 - m_b
             g = g + g_gan.mean() + 1e-6 * L.total_variation_mse(p["src_src"]).mean() \
                 + 0.02 * L.mse(p["src_src"] * s_anti, t_src * s_anti).mean()
-            d_losses["D_gan_loss"] = d_loss.mean()
-        return {"src_loss": src.mean(), "dst_loss": dst.mean(), "G_loss": g}, d_losses
+            d_losses["D_gan"] = d_loss.mean()
+        return Losses({"src_loss": src.mean(), "dst_loss": dst.mean(), "G_loss": g}, d_losses)

@@ -12,7 +12,7 @@ from torch import nn
 
 from facelab.errors import FacelabError
 from facelab.models.amp import AMP
-from facelab.models.base import SwapModel
+from facelab.models.base import TrainableModel
 from facelab.utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ OUTPUT_NAMES = ("swapped_face", "swapped_mask", "dst_mask")
 class SwapPredictor(nn.Module):
     """face (B, 3, R, R) in [0, 1] -> (swapped face (B, 3, R, R), mask (B, 1, R, R), dst mask (B, 1, R, R))."""
 
-    def __init__(self, model: SwapModel) -> None:
+    def __init__(self, model: TrainableModel) -> None:
         super().__init__()
         self.model = model
 
@@ -40,14 +40,14 @@ class MorphSwapPredictor(SwapPredictor):
         return self.model.swap_faces(face, morph_value)
 
 
-def _example_inputs(model: SwapModel, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
+def _example_inputs(model: TrainableModel, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     face = torch.rand(batch, 3, model.resolution, model.resolution, generator=g).to(device)
     return (face, torch.tensor([0.75], device=device)) if isinstance(model, AMP) else (face,)
 
 
-def export_onnx(model: SwapModel, path: Path, opset: int = 17) -> float:
+def export_onnx(model: TrainableModel, path: Path, opset: int = 17) -> float:
     """Write the predictor of ``model`` to ``path`` (batch axis dynamic) and return the max abs difference
     between onnxruntime's and PyTorch's outputs on random faces (batch 2)."""
     path = Path(path)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from facelab.models.base import SwapModel
+from facelab.models.base import TrainableModel, TrainKnobs
 
 
-def count_activation_elements(model: SwapModel, batch_size: int) -> int:
-    """Elements saved for backward by ``model.forward(src, dst)`` at ``batch_size`` (distinct tensors, once each)."""
+def count_activation_elements(model: TrainableModel, batch_size: int, knobs: TrainKnobs) -> int:
+    """Elements saved for backward by the training forward at ``batch_size`` (distinct tensors, once each)."""
     with torch.device("meta"):
         twin = type(model)(model.arch)
     r = model.resolution
@@ -24,5 +24,5 @@ def count_activation_elements(model: SwapModel, batch_size: int) -> int:
 
     x = torch.zeros(batch_size, 3, r, r, device="meta")
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        twin(x, x)
+        twin(x, x, knobs)
     return sum(seen.values())

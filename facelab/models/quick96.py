@@ -1,23 +1,16 @@
 """Quick96: DeepFaceLab's quick model: df-ud at 96 px, ae 128 / e 64 / d 64 / dm 16, RMSprop 2e-4 with lr dropout.
 
 Losses are 10 DSSIM(k = 8 at 96 px) + 10 MSE on the blurred-mask-masked faces + 10 mask MSE; no GAN, styles or
-eyes priority. Every third iteration re-trains the previous batch with unwarped inputs (targets as inputs).
+eyes priority (the trainer is told so by :attr:`Quick96.fixed_options` and says which options it overrides).
+Every third iteration re-trains the previous batch with unwarped inputs (targets as inputs).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
-
-import torch
 
 from facelab.align.geometry import canonical_face_type
-from facelab.models.base import StepResult
-from facelab.models.optim import LR_DROPOUT_KEEP, RMSprop
 from facelab.models.saehd.model import SAEHD
-from facelab.train.batch import Batch
-from facelab.train.options import TrainOptions
 
 QUICK96_LR = 2e-4
 
@@ -47,27 +40,12 @@ class Quick96Arch:
 
 
 class Quick96(SAEHD):
-    """Quick96 swap model. ``last_batch`` holds the batch that the next re-train iteration repeats unwarped."""
+    """Quick96 swap model: SAEHD's df-ud blocks with DeepFaceLab's fixed Quick96 training recipe."""
 
     name = "quick96"
     arch_cls = Quick96Arch
-
-    def __init__(self, arch: Quick96Arch | Mapping[str, Any] | None = None) -> None:
-        super().__init__(arch)
-        self.last_batch: Batch | None = None
-
-    def make_optimizers(self, opts: TrainOptions) -> dict[str, torch.optim.Optimizer]:
-        """RMSprop at 2e-4 with lr dropout 0.3 (no cosine cycle), whatever ``opts.lr`` says."""
-        return {"G": RMSprop(self.generator_parameters(), lr=QUICK96_LR, lr_dropout=LR_DROPOUT_KEEP)}
-
-    def train_step(self, batch: Batch, optimizers: dict[str, torch.optim.Optimizer], opts: TrainOptions,
-                   iteration: int, scaler: torch.amp.GradScaler | None = None) -> StepResult:
-        if iteration % 3 == 0 and self.last_batch is not None:
-            prev = self.last_batch
-            batch = dataclasses.replace(prev, warped_src=prev.target_src, warped_dst=prev.target_dst)
-        else:
-            self.last_batch = batch
-        fixed = dataclasses.replace(opts.effective(), masked_training=True, eyes_mouth_prio=False, gan_power=0.0,
-                                    true_face_power=0.0, face_style_power=0.0, bg_style_power=0.0,
-                                    blur_out_mask=False, pretrain=False)
-        return super().train_step(batch, optimizers, fixed, iteration, scaler)
+    fixed_options = {"optimizer": "rmsprop", "lr": QUICK96_LR, "lr_dropout": "y", "masked_training": True,
+                     "eyes_mouth_prio": False, "gan_power": 0.0, "true_face_power": 0.0, "face_style_power": 0.0,
+                     "bg_style_power": 0.0, "blur_out_mask": False, "pretrain": False}
+    lr_cos_cycle = False
+    retrain_unwarped_every = 3

@@ -22,16 +22,15 @@ from facelab.align import (
     canonical_face_type,
     estimate_pose,
     eyes_mouth_mask,
-    face_transform,
     hull_mask,
-    invert_affine,
-    matrix_scale,
     transform_points,
 )
 from facelab.errors import FacelabError
-from facelab.merge.color import color_transfer
+from facelab.imageops.color import color_transfer
+from facelab.imageops.crop import crop_face, face_to_model_matrix
 from facelab.train.augment import apply_params, random_hsv, random_params, yaw_bins
 from facelab.workspace.faces import FaceMeta, list_faces, read_face
+from facelab.workspace.holdout import held_out_paths
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,7 @@ class FaceSet:
     yaws: np.ndarray
     names: tuple[str, ...]
     skipped: int = 0
+    held_out: int = 0  # faces kept away from training (see facelab.workspace.holdout)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -71,41 +71,6 @@ class SideSpec:
 
 # ---------------------------------------------------------------------------------------------------------------
 # re-crop
-
-
-def face_to_model_matrix(meta: FaceMeta, resolution: int, face_type: str) -> np.ndarray:
-    """(2, 3) matrix from the face file's pixels to the model crop.
-
-    Same face type: a plain scale ``R / size``. Otherwise the face file's frame->face matrix is inverted and
-    composed with ``face_transform(frame landmarks, R, face_type)``.
-    """
-    if canonical_face_type(meta.face_type) == canonical_face_type(face_type):
-        s = resolution / float(meta.size)
-        return np.array([[s, 0.0, 0.0], [0.0, s, 0.0]])
-    frame_to_model = np.vstack([face_transform(meta.lm_frame, resolution, face_type), [0.0, 0.0, 1.0]])
-    face_to_frame = np.vstack([invert_affine(meta.mat), [0.0, 0.0, 1.0]])
-    return (frame_to_model @ face_to_frame)[:2]
-
-
-def crop_face(image: np.ndarray, mat: np.ndarray, resolution: int, is_mask: bool = False) -> np.ndarray:
-    """Warp a face image (HWC uint8/float, or HW mask) by ``mat`` into R x R.
-
-    Down-scaling first area-averages to about the target scale (no aliasing), with the matrix corrected for the
-    resize's pixel-centre convention. Images cubic, masks linear; borders replicate (what lies beyond the stored
-    face continues its edge).
-    """
-    mat = np.asarray(mat, np.float64)
-    scale = matrix_scale(mat)
-    if scale < 0.75:
-        h, w = image.shape[:2]
-        nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-        fx, fy = nw / w, nh / h
-        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        # resized pixel p' = (p + 0.5) * f - 0.5, so face pixels = R^-1 p'
-        undo = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5], [0.0, 1 / fy, 0.5 / fy - 0.5], [0.0, 0.0, 1.0]])
-        mat = (np.vstack([mat, [0.0, 0.0, 1.0]]) @ undo)[:2]
-    flags = cv2.INTER_LINEAR if is_mask else cv2.INTER_CUBIC
-    return cv2.warpAffine(image, mat, (resolution, resolution), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _training_mask(meta: FaceMeta, mat: np.ndarray, lm_model: np.ndarray, resolution: int) -> np.ndarray:
@@ -145,14 +110,18 @@ def _to_u8(mask: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
 
 
-def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: Progress | None = None) -> FaceSet:
-    """Load every usable face file in ``folder`` at the model resolution and face type.
+def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: Progress | None = None,
+                 holdout: float = 0.0) -> FaceSet:
+    """Load every usable face file in ``folder`` at the model resolution and face type, but the ``holdout``
+    share held out of training (:func:`facelab.workspace.holdout.held_out_paths`).
 
     Bad files are skipped (logged, counted in ``skipped``); no usable face raises :class:`FacelabError`.
     """
     folder = Path(folder)
     face_type = canonical_face_type(face_type)
     paths = list_faces(folder)
+    held = held_out_paths(paths, holdout)
+    paths = [p for p in paths if str(p) not in held]
     images, masks, ems, yaws, names = [], [], [], [], []
     skipped = 0
     for i, path in enumerate(paths):
@@ -174,7 +143,7 @@ def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: 
         raise FacelabError(f"{folder}: no usable aligned faces ({what}); run extract first")
     r = resolution
     return FaceSet(np.stack(images).reshape(-1, r, r, 3), np.stack(masks), np.stack(ems),
-                   np.asarray(yaws, np.float32), tuple(names), skipped)
+                   np.asarray(yaws, np.float32), tuple(names), skipped, len(held))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -128,22 +128,16 @@ def mean_over_ranks(values: dict[str, float], ctx: DistContext, device: torch.de
     return dict(zip(keys, (float(v) for v in t.tolist()), strict=True))
 
 
-def wrap_model(model: torch.nn.Module, ctx: DistContext, device: torch.device):
-    """``DistributedDataParallel(model).__call__`` for the model's training forward, or None for one process.
+def wrap_module(module: torch.nn.Module, ctx: DistContext, device: torch.device):
+    """``DistributedDataParallel(module)`` for a distributed run (its calls average the gradients of ``module``
+    over processes during backward), or ``module`` itself for one process.
 
-    Set it as ``model.forward_fn``: the model's ``train_step`` routes its training forward through it, so DDP
-    averages the gradients during backward (a bound method, so the wrapper is not registered as a sub-module of
-    the model it wraps). Every generator parameter takes part in that forward; the discriminators are left out
-    of DDP (the model averages their gradients itself). Build the optimizers, which add the discriminators the
-    options ask for, before wrapping.
+    The trainer wraps the generator and each critic on its own, so each is exactly one DDP module with all its
+    parameters used in every forward.
     """
     if not ctx.enabled:
-        return None
+        return module
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
-    ignored = getattr(model, "ddp_ignored_names", None)
-    if ignored is not None:  # discriminators: called outside the DDP forward, averaged by the model itself
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, ignored())
-    ddp = DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
-    return ddp.__call__
+    return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None)

@@ -27,7 +27,7 @@ import torch
 import torch.multiprocessing as tmp
 
 from facelab.align import canonical_face_type
-from facelab.train.batch import Batch
+from facelab.models.batch import Batch
 from facelab.train.data import FaceSet, IndexSampler, Progress, SideSpec, load_faceset, make_side_batch, preview_indices
 from facelab.train.options import TrainOptions
 
@@ -272,14 +272,14 @@ class FaceLoader:
 
     def __init__(self, src_dir: Path, dst_dir: Path, resolution: int, face_type: str, opts: TrainOptions,
                  seed: int = 0, rank: int = 0, world_size: int = 1, workers: int | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, src_holdout: float = 0.0) -> None:
         face_type = canonical_face_type(face_type)
         self.resolution = int(resolution)
         self.spec = spec_from_options(opts)
-        src = load_faceset(src_dir, self.resolution, face_type, progress)
+        src = load_faceset(src_dir, self.resolution, face_type, progress, holdout=src_holdout)
         dst = load_faceset(dst_dir, self.resolution, face_type, progress)
         self.counts: dict[str, int] = {"src": len(src), "dst": len(dst), "src_skipped": src.skipped,
-                                       "dst_skipped": dst.skipped}
+                                       "dst_skipped": dst.skipped, "src_held_out": src.held_out}
         n = opts.workers if workers is None else workers
         self.workers = auto_workers(world_size) if n is None or n < 0 else int(n)
         self._producer: BatchProducer | None = None

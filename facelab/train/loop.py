@@ -25,11 +25,14 @@ import numpy as np
 import torch
 
 from facelab.errors import FacelabError
-from facelab.models.base import StepResult, SwapModel
+from facelab.models.base import TrainableModel
+from facelab.models.store import model_from_checkpoint
 from facelab.train import checkpoint as ck
 from facelab.train import distributed as dd
-from facelab.train.options import TrainOptions
+from facelab.train.optim import make_optimizers
+from facelab.train.options import TrainOptions, apply_fixed
 from facelab.train.preview import render_preview, write_loss_plot, write_preview
+from facelab.train.step import StepResult, Trainee, train_step
 from facelab.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ class TrainResult:
 class Run:
     """The mutable state of a run in progress."""
 
-    model: SwapModel
+    model: TrainableModel
     optimizers: dict[str, torch.optim.Optimizer]
     iteration: int
     history: dict[str, list[float]]
@@ -79,9 +82,12 @@ class Run:
     created: bool
     ctx: dd.DistContext
     device: torch.device
+    critics: dict[str, torch.nn.Module] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # how training faces were chosen (fixed at creation)
     loader_state: dict[str, Any] | None = None  # of the checkpoint this run resumed from
     loader: Any = None  # the FaceLoader feeding this run
-    scaler: torch.amp.GradScaler | None = None  # mixed precision is bfloat16 autocast: no loss scaling needed
+    trainee: Trainee | None = None  # the step's view of model, critics and optimizers (DDP-wrapped when on)
+    last_batch: Any = None  # the batch a model's unwarped re-train step repeats
     skipped: int = 0
     bad_in_row: int = 0
     rollbacks: int = 0
@@ -125,7 +131,7 @@ def check_arch(model_type: str, saved: dict[str, Any], overrides: dict[str, Any]
 
 
 def _load_states(run: Run, ckpt: dict[str, Any], source: Path) -> None:
-    """Load optimizer (and scaler) states of a checkpoint into a run; new optimizers start fresh."""
+    """Load optimizer states of a checkpoint into a run; new optimizers start fresh."""
     for key, opt in run.optimizers.items():
         state = ckpt["optimizers"].get(key)
         if state is None:
@@ -145,12 +151,31 @@ def _log_changed_options(before: dict[str, Any], opts: TrainOptions) -> None:
         log.info("train options changed since the last run: %s", ", ".join(changed))
 
 
+def resolved_options(opts: TrainOptions, model_type: str) -> TrainOptions:
+    """The options a step uses: pretraining's settings, then the model's fixed options (each one the user set
+    to another value is named once in a warning)."""
+    from facelab.models import MODELS
+
+    cls = MODELS.get(model_type).factory
+    eff, notes = apply_fixed(opts.effective(), getattr(cls, "fixed_options", {}))
+    if notes:
+        log.warning("%s models fix these options, ignoring what was asked: %s", model_type, "; ".join(notes))
+    return eff
+
+
+def _critics_from(model: TrainableModel, ckpt: dict[str, Any], source: Path) -> dict[str, torch.nn.Module]:
+    try:
+        return {name: model.critic_from_state(name, state) for name, state in ckpt.get("critics", {}).items()}
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise FacelabError(f"discriminator weights in {source} do not fit this model ({exc}); "
+                           "use a new --name") from exc
+
+
 def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], opts: TrainOptions,
              device: torch.device, ctx: dd.DistContext = dd.SINGLE) -> Run:
     """Resume the run in ``model_dir`` when it has a checkpoint, else create a new model."""
     from facelab.models import create_model
 
-    eff = opts.effective()
     last = ck.last_path(model_dir)
     overrides = {k: v for k, v in (arch_overrides or {}).items() if v is not None}
     if last.is_file():
@@ -159,11 +184,13 @@ def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], o
             raise FacelabError(f"{model_dir} holds a {ckpt['model_type']} model, not {model_type}; "
                                f"use --model {ckpt['model_type']} or another --name")
         check_arch(ckpt["model_type"], ckpt["arch"], overrides, model_dir)
+        eff = resolved_options(opts, ckpt["model_type"])
         seed_everything(opts.seed)
-        model = ck.model_from_checkpoint(ckpt, device, last)
-        run = Run(model, model.make_optimizers(eff), int(ckpt["iteration"]),
+        model = model_from_checkpoint(ckpt, device, last)
+        critics = model.make_critics(eff.knobs(), _critics_from(model, ckpt, last))
+        run = Run(model, make_optimizers(model, critics, eff, model.lr_cos_cycle), int(ckpt["iteration"]),
                   ck.history_from_tensors(ckpt.get("loss_history", {})), Path(model_dir), Path(model_dir).name,
-                  False, ctx, device)
+                  False, ctx, device, critics=critics, data=dict(ckpt.get("data", {})))
         _load_states(run, ckpt, last)
         ck.restore_rng(ckpt.get("rng", {}))
         run.loader_state = ckpt.get("loader")
@@ -171,15 +198,22 @@ def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], o
         run.last_saved_iteration = run.iteration
         log.info("resuming %s at iteration %d", model_dir, run.iteration)
         return run
+    eff = resolved_options(opts, model_type)
     seed_everything(opts.seed)
     model = create_model(model_type, overrides, device)
-    return Run(model, model.make_optimizers(eff), 0, {}, Path(model_dir),
-               Path(model_dir).name, True, ctx, device)
+    critics = model.make_critics(eff.knobs(), {})
+    return Run(model, make_optimizers(model, critics, eff, model.lr_cos_cycle), 0, {}, Path(model_dir),
+               Path(model_dir).name, True, ctx, device, critics=critics, data={"holdout": opts.holdout})
 
 
 # -- saving and rolling back --------------------------------------------------------------------------------------
 def params_finite(model: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def run_finite(run: Run) -> bool:
+    """The model's and every critic's weights are finite."""
+    return all(params_finite(m) for m in (run.model, *run.critics.values()))
 
 
 def _loader_state(run: Run) -> dict[str, Any] | None:
@@ -194,7 +228,8 @@ def save_run(run: Run, opts: TrainOptions, preview_batch: tuple[torch.Tensor, to
     """Checkpoint + config.json (+ preview.png, loss.png) by rank 0; every rank waits for it."""
     if run.ctx.is_main:
         ckpt = ck.make_checkpoint(run.model, run.optimizers, run.iteration, run.history,
-                                  opts=dataclasses.asdict(opts), loader_state=_loader_state(run))
+                                  opts=dataclasses.asdict(opts), loader_state=_loader_state(run),
+                                  critics=run.critics, data=run.data)
         ck.save_checkpoint(run.model_dir, ckpt, opts.backups)
         ck.write_config(run.model_dir, run.name, ckpt)
         if preview_batch is not None:
@@ -217,8 +252,12 @@ def rollback(run: Run, guard: GuardConfig) -> None:
     last = ck.last_path(run.model_dir)
     ckpt = ck.read_checkpoint(last, map_location="cpu")
     run.model.load_state_dict(ckpt["model"])
+    for name, state in ckpt.get("critics", {}).items():
+        if name in run.critics:
+            run.critics[name].load_state_dict(state)
     _load_states(run, ckpt, last)
-    dd.broadcast_params(run.model, run.ctx)
+    for module in (run.model, *run.critics.values()):
+        dd.broadcast_params(module, run.ctx)
     run.recent.clear()
     run.bad_in_row = 0
     log.warning("rolled back %s to iteration %d after repeated bad steps", run.model_dir, int(ckpt["iteration"]))
@@ -243,10 +282,23 @@ def append_history(history: dict[str, list[float]], iteration: int, losses: dict
             values.append(math.nan)
 
 
+def step_batch(run: Run, batch: Any) -> Any:
+    """The batch this iteration trains on: every n-th iteration of a model that asks for it re-trains the
+    previous batch with its targets as inputs (Quick96), else the new one."""
+    every = run.model.retrain_unwarped_every
+    if every and run.iteration % every == 0 and run.last_batch is not None:
+        prev = run.last_batch
+        return dataclasses.replace(prev, warped_src=prev.target_src, warped_dst=prev.target_dst)
+    if every:
+        run.last_batch = batch
+    return batch
+
+
 def run_step(run: Run, batch: Any, opts: TrainOptions) -> StepResult:
-    """One ``train_step`` on this process's device (through the DDP wrapper when there is one)."""
-    batch = batch.to(run.device, non_blocking=True)
-    return run.model.train_step(batch, run.optimizers, opts, run.iteration, run.scaler)
+    """One training step on this process's device (through the DDP wrappers when there are some); ``opts`` are
+    the resolved options (:func:`resolved_options`)."""
+    batch = step_batch(run, batch.to(run.device, non_blocking=True))
+    return train_step(run.trainee, batch, opts.knobs(), opts.clipgrad, opts.mixed_precision)
 
 
 def recent_totals(history: dict[str, list[float]], n: int) -> list[float]:
@@ -325,7 +377,7 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
                 progress: ProgressFn | None, should_stop: Callable[[], bool] | None, flag: dict[str, bool],
                 clock: _Clock) -> str:
     """Step until a stop condition; returns why it stopped. Saves at autosave time, never after a bad step."""
-    eff = opts.effective()
+    eff = resolved_options(opts, run.model.name)
     while True:
         reason = _stop_reason(run, opts, clock, flag, should_stop)
         due = opts.autosave_minutes > 0 and time.monotonic() - clock.last_save >= opts.autosave_minutes * 60
@@ -349,7 +401,7 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
         if bad:
             run.skipped += 1
             run.bad_in_row += 1
-            broken = dd.any_rank(not params_finite(run.model), run.ctx, run.device)
+            broken = dd.any_rank(not run_finite(run), run.ctx, run.device)
             if run.bad_in_row >= guard.max_bad or broken:
                 rollback(run, guard)
         else:
@@ -362,7 +414,7 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
 def final_save(run: Run, opts: TrainOptions, preview_batch, guard: GuardConfig) -> None:
     """Save at the end unless nothing changed. After a bad last step the last good checkpoint stays as it is; a
     model with non-finite weights is rolled back, never saved."""
-    if dd.any_rank(not params_finite(run.model), run.ctx, run.device):
+    if dd.any_rank(not run_finite(run), run.ctx, run.device):
         rollback(run, guard)
         return
     if run.bad_in_row:
@@ -376,6 +428,12 @@ def final_save(run: Run, opts: TrainOptions, preview_batch, guard: GuardConfig) 
 def _mean_tail(history: dict[str, list[float]], key: str, n: int = 100) -> float:
     values = [v for v in history.get(key, [])[-n:] if math.isfinite(v)]
     return float(sum(values) / len(values)) if values else math.nan
+
+
+def make_trainee(run: Run) -> Trainee:
+    """The step's view of a run: the generator and each critic wrapped by DDP in a distributed run."""
+    calls = {name: dd.wrap_module(c, run.ctx, run.device) for name, c in run.critics.items()}
+    return Trainee(run.model, dd.wrap_module(run.model, run.ctx, run.device), run.optimizers, run.critics, calls)
 
 
 # -- entry --------------------------------------------------------------------------------------------------------
@@ -395,8 +453,10 @@ def make_loader(src_dir: Path, dst_dir: Path, run: Run, opts: TrainOptions):
     saved = run.loader_state
     exact = saved is not None and not run.ctx.enabled and int(saved.get("world_size", 0)) == 1
     seed = opts.seed if exact else loader_seed(opts.seed, run.iteration)
-    loader = FaceLoader(Path(src_dir), Path(dst_dir), run.model.resolution, run.model.face_type, opts.effective(),
-                        seed=seed, rank=run.ctx.rank, world_size=run.ctx.world_size, workers=workers)
+    loader = FaceLoader(Path(src_dir), Path(dst_dir), run.model.resolution, run.model.face_type,
+                        resolved_options(opts, run.model.name), seed=seed, rank=run.ctx.rank,
+                        world_size=run.ctx.world_size, workers=workers,
+                        src_holdout=float(run.data.get("holdout", 0.0)))
     if exact and loader.state_dict() is not None:
         loader.load_state_dict(saved["state"])
     return loader
@@ -406,7 +466,7 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
           arch_overrides: dict[str, Any] | None, opts: TrainOptions, device: torch.device,
           progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None, *,
           src_dir: Path | None = None, dst_dir: Path | None = None, preview: bool = True,
-          ctx: dd.DistContext = dd.SINGLE, on_ready: Callable[[SwapModel, Run], None] | None = None,
+          ctx: dd.DistContext = dd.SINGLE, on_ready: Callable[[TrainableModel, Run], None] | None = None,
           guard: GuardConfig = GuardConfig()) -> TrainResult:
     """Create or resume ``workspace/model/<model_name or model_type>`` and train it; see the module docstring.
 
@@ -423,7 +483,7 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     if on_ready is not None:
         on_ready(run.model, run)
     run.model.train()
-    run.model.forward_fn = dd.wrap_model(run.model, ctx, device)
+    run.trainee = make_trainee(run)
     loader = run.loader = make_loader(src_dir or ws.aligned("src"), dst_dir or ws.aligned("dst"), run, opts)
     try:
         preview_batch = None
@@ -443,7 +503,7 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     finally:
         loader.close()
         run.loader = None
-        run.model.forward_fn = None
+        run.trainee = None
     seconds = time.monotonic() - clock.start
     return TrainResult(model_dir=model_dir, created=run.created, start_iteration=start_iteration,
                        iteration=run.iteration, seconds=seconds,

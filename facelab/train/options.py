@@ -5,8 +5,11 @@ Defaults follow DeepFaceLab's SAEHD where it has one. Flags override a config fi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, Mapping
+
+from facelab.models.base import TrainKnobs
 
 Optimizer = Literal["adabelief", "rmsprop"]
 CtMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
@@ -45,6 +48,7 @@ class TrainOptions:
     preview_history: bool = False
     seed: int = 0
     workers: int = -1  # data loader processes; -1 = automatic, 0 = in the training process
+    holdout: float = 0.05  # share of source faces (in blocks of frames) never trained on; fixed at creation
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -59,6 +63,8 @@ class TrainOptions:
             raise ValueError("lr_dropout must be n, y or cpu")
         if not 0.0 <= self.random_hsv_power <= 0.3:
             raise ValueError("random_hsv_power must be in [0, 0.3]")
+        if not 0.0 <= self.holdout <= 0.5:
+            raise ValueError("holdout must be in [0, 0.5]")
 
     def effective(self) -> "TrainOptions":
         """The options actually used: ``pretrain`` forces DeepFaceLab's pretraining settings."""
@@ -67,3 +73,20 @@ class TrainOptions:
         return replace(self, random_warp=False, random_src_flip=True, random_dst_flip=True, gan_power=0.0,
                        random_hsv_power=0.0, lr_dropout="n", face_style_power=0.0, bg_style_power=0.0,
                        uniform_yaw=True)
+
+    def knobs(self) -> TrainKnobs:
+        """The record of the settings a model's forward and losses read (of the effective options)."""
+        eff = self.effective()
+        names = [f.name for f in dataclasses.fields(TrainKnobs)]
+        return TrainKnobs(**{k: getattr(eff, k) for k in names})
+
+
+def apply_fixed(opts: TrainOptions, fixed: Mapping[str, Any]) -> tuple[TrainOptions, list[str]]:
+    """``opts`` with a model's fixed options applied, and one line per option the user set to another value
+    (``name value -> fixed``). An option left at its default is not reported."""
+    if not fixed:
+        return opts, []
+    defaults = TrainOptions()
+    notes = [f"{k.replace('_', '-')} {getattr(opts, k)!r} -> {v!r}" for k, v in fixed.items()
+             if getattr(opts, k) != v and getattr(opts, k) != getattr(defaults, k)]
+    return replace(opts, **dict(fixed)), notes

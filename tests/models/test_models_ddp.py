@@ -1,4 +1,5 @@
-"""train_step through DistributedDataParallel (two CPU processes, gloo): the ranks stay identical."""
+"""The trainer's step with the generator and each critic wrapped in DistributedDataParallel (two CPU processes,
+gloo): the ranks stay identical."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from facelab.models import create_model
-from facelab.train.batch import Batch
+from facelab.models.batch import Batch
 from facelab.train.options import TrainOptions
+from facelab.train.step import new_trainee, train_step
 
 TINY = {"resolution": 32, "archi": "df-ud", "ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4}
 
@@ -31,18 +33,18 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         torch.manual_seed(0)  # same initial weights on both ranks
         model = create_model("saehd", TINY)
         opts = TrainOptions(gan_power=0.1, gan_dims=4, true_face_power=0.1, lr=1e-3)
-        optims = model.make_optimizers(opts)
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, model.ddp_ignored_names())
-        ddp = DistributedDataParallel(model)
-        model.forward_fn = ddp.__call__
+        trainee = new_trainee(model, opts, wrap=DistributedDataParallel)
         g = torch.Generator().manual_seed(100 + rank)  # different data per rank
         mask = torch.zeros(2, 1, 32, 32)
         mask[..., 8:24, 8:24] = 1
-        for it in range(1, 4):
+        for _ in range(3):
             img = lambda: torch.rand(2, 3, 32, 32, generator=g)  # noqa: E731
             batch = Batch(img(), img(), mask, mask, img(), img(), mask, mask)
-            assert model.train_step(batch, optims, opts, it).finite
-        torch.save({k: v.detach() for k, v in model.state_dict().items()}, os.path.join(out_dir, f"r{rank}.pt"))
+            assert train_step(trainee, batch, opts.knobs(), opts.clipgrad, opts.mixed_precision).finite
+        state = {k: v.detach() for k, v in model.state_dict().items()}
+        for name, critic in trainee.critics.items():
+            state |= {f"{name}.{k}": v.detach() for k, v in critic.state_dict().items()}
+        torch.save(state, os.path.join(out_dir, f"r{rank}.pt"))
     finally:
         dist.destroy_process_group()
 

@@ -8,9 +8,11 @@ import torch
 
 from facelab.errors import FacelabError
 from facelab.models import MODELS, arch_class, create_model, describe
+from facelab.models.batch import Batch
 from facelab.models.saehd import SAEHD, SAEHDArch
-from facelab.train.batch import Batch
+from facelab.models.store import migrate
 from facelab.train.options import TrainOptions
+from facelab.train.step import new_trainee, train_step
 
 TINY = {"ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4}
 
@@ -29,15 +31,19 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def _step(trainee, batch, opts):
+    return train_step(trainee, batch, opts.knobs(), opts.clipgrad, opts.mixed_precision)
+
+
 @pytest.mark.parametrize("archi", ["df", "liae", "df-u", "liae-u", "df-d", "liae-d", "df-t", "liae-t", "df-ud",
                                    "liae-ud", "df-udt", "liae-udt"])
 def test_every_archi_trains_one_step(archi):
     torch.manual_seed(0)
     model = create_model("saehd", {"resolution": 32, "archi": archi, **TINY})
     opts = TrainOptions(lr=1e-3)
-    optims = model.make_optimizers(opts)
+    trainee = new_trainee(model, opts)
     before = _snapshot(model)
-    result = model.train_step(random_batch(32), optims, opts, 1)
+    result = _step(trainee, random_batch(32), opts)
     assert result.finite
     assert {"src_loss", "dst_loss"} <= set(result.losses)
     assert all(np.isfinite(v) and v > 0 for v in result.losses.values())
@@ -56,39 +62,49 @@ def test_all_options_on_with_discriminators():
     opts = TrainOptions(gan_power=0.1, gan_dims=4, true_face_power=0.01, face_style_power=1.0, bg_style_power=1.0,
                         eyes_mouth_prio=True, blur_out_mask=True, lr_dropout="y", clipgrad=True,
                         optimizer="rmsprop")
-    optims = model.make_optimizers(opts)
-    assert set(optims) == {"G", "D_gan", "D_code"}
-    d_before, c_before = _snapshot(model.D_gan), _snapshot(model.D_code)
-    result = model.train_step(random_batch(32), optims, opts, 1)
+    trainee = new_trainee(model, opts)
+    assert set(trainee.optimizers) == {"G", "D_gan", "D_code"} and set(trainee.critics) == {"D_gan", "D_code"}
+    d_gan, d_code = trainee.critics["D_gan"], trainee.critics["D_code"]
+    d_before, c_before = _snapshot(d_gan), _snapshot(d_code)
+    result = _step(trainee, random_batch(32), opts)
     assert result.finite and {"D_gan_loss", "D_code_loss", "G_loss"} <= set(result.losses)
-    assert any(not torch.equal(v, d_before[k]) for k, v in model.D_gan.state_dict().items())
-    assert any(not torch.equal(v, c_before[k]) for k, v in model.D_code.state_dict().items())
-    assert set(model.ddp_ignored_names()) == {"D_gan." + k for k in model.D_gan.state_dict()} | \
-        {"D_code." + k for k in model.D_code.state_dict()}
+    assert any(not torch.equal(v, d_before[k]) for k, v in d_gan.state_dict().items())
+    assert any(not torch.equal(v, c_before[k]) for k, v in d_code.state_dict().items())
+    assert not any(k.startswith(("D_gan.", "D_code.")) for k in model.state_dict())  # critics live apart
 
-    # a checkpoint holding discriminators rebuilds them in a fresh model
+    # saved critic states rebuild the same critics in a fresh model
     fresh = create_model("saehd", {"resolution": 32, "archi": "df-ud", **TINY})
-    fresh.load_state_dict(model.state_dict())
-    assert fresh.D_gan is not None and fresh.D_code is not None
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, fresh.state_dict()[k])
+    for name, critic in trainee.critics.items():
+        rebuilt = fresh.critic_from_state(name, critic.state_dict())
+        for k, v in critic.state_dict().items():
+            assert torch.equal(v, rebuilt.state_dict()[k])
+
+
+def test_format_1_checkpoint_moves_critics_out_of_the_model():
+    old = {"model": {"encoder.w": torch.ones(1), "D_gan.config": torch.tensor([4, 4]), "D_code.convs.0.w": torch.zeros(1)},
+           "optimizers": {}}
+    new = migrate(old)
+    assert new["model"] == {"encoder.w": old["model"]["encoder.w"]}
+    assert set(new["critics"]) == {"D_gan", "D_code"} and set(new["critics"]["D_gan"]) == {"config"}
+    assert migrate(new) is new
 
 
 def test_true_face_is_df_only():
     model = create_model("saehd", {"resolution": 32, "archi": "liae-ud", **TINY})
-    assert set(model.make_optimizers(TrainOptions(true_face_power=0.1))) == {"G"}
+    assert set(new_trainee(model, TrainOptions(true_face_power=0.1)).optimizers) == {"G"}
 
 
 def test_nan_batch_is_skipped_and_weights_unchanged():
     model = create_model("saehd", {"resolution": 32, "archi": "liae-ud", **TINY})
     opts = TrainOptions()
-    optims = model.make_optimizers(opts)
-    model.train_step(random_batch(32), optims, opts, 1)  # optimizer state exists now
+    trainee = new_trainee(model, opts)
+    optims = trainee.optimizers
+    _step(trainee, random_batch(32), opts)  # optimizer state exists now
     before = _snapshot(model)
     opt_before = {k: v.clone() for k, v in optims["G"].state[next(iter(model.parameters()))].items()}
     bad = random_batch(32, seed=1)
     bad.target_src[0, 0, 0, 0] = float("nan")
-    result = model.train_step(bad, optims, opts, 2)
+    result = _step(trainee, bad, opts)
     assert result.finite is False
     assert not np.isfinite(result.losses["src_loss"])
     for k, v in model.state_dict().items():
@@ -100,9 +116,9 @@ def test_nan_batch_is_skipped_and_weights_unchanged():
 def test_liae_without_random_warp_freezes_inter_ab():
     model = create_model("saehd", {"resolution": 32, "archi": "liae-ud", **TINY})
     opts = TrainOptions(random_warp=False, lr=1e-3)
-    optims = model.make_optimizers(opts)
+    trainee = new_trainee(model, opts)
     ab, b = _snapshot(model.inter_AB), _snapshot(model.inter_B)
-    assert model.train_step(random_batch(32), optims, opts, 1).finite
+    assert _step(trainee, random_batch(32), opts).finite
     assert all(torch.equal(v, ab[k]) for k, v in model.inter_AB.state_dict().items())
     assert all(not torch.equal(v, b[k]) for k, v in model.inter_B.state_dict().items())
 
@@ -133,11 +149,12 @@ def test_arch_validation_and_registry():
 
 def test_describe_reports_params_and_memory():
     model = create_model("saehd", {"resolution": 32, "archi": "liae-ud", **TINY})
-    info = describe(model, batch_size=4)
+    knobs = TrainOptions().knobs()
+    info = describe(model, knobs, batch_size=4)
     assert info["parameters"] == sum(p.numel() for p in model.parameters())
     assert info["weights_mb"] == pytest.approx(info["parameters"] * 4 / 2 ** 20)
     assert info["activations_mb"] > 0 and info["total_mb"] > info["weights_mb"] + info["optimizer_mb"]
-    assert describe(model, batch_size=8)["activations_mb"] == pytest.approx(2 * info["activations_mb"], rel=0.02)
+    assert describe(model, knobs, batch_size=8)["activations_mb"] == pytest.approx(2 * info["activations_mb"], rel=0.02)
 
 
 def _face_crops(img: np.ndarray, res: int, n: int) -> torch.Tensor:
@@ -162,10 +179,10 @@ def test_tiny_model_fits_real_faces(astronaut, grace_hopper):
     model = create_model("saehd", {"resolution": res, "archi": "df-ud", "ae_dims": 32, "e_dims": 16,
                                    "d_dims": 16, "d_mask_dims": 8})
     opts = TrainOptions(lr=5e-4, masked_training=False)
-    optims = model.make_optimizers(opts)
-    first = model.train_step(batch, optims, opts, 1).losses
-    for it in range(2, 61):
-        last = model.train_step(batch, optims, opts, it).losses
+    trainee = new_trainee(model, opts)
+    first = _step(trainee, batch, opts).losses
+    for _ in range(2, 61):
+        last = _step(trainee, batch, opts).losses
     assert last["src_loss"] < 0.6 * first["src_loss"]
     assert last["dst_loss"] < 0.6 * first["dst_loss"]
 

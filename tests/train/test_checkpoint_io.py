@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import random
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from facelab.errors import FacelabError
+from facelab.models.store import load_model
 from facelab.train import checkpoint as ck
 
 
@@ -90,10 +92,15 @@ def test_pickled_objects_are_refused(tmp_path):
 
 def test_foreign_and_missing_files(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(FacelabError, match="not a facelab checkpoint"):
+    with pytest.raises(FacelabError, match="not a facelab swap checkpoint"):
         ck.read_checkpoint(tmp_path / "other.pt")
+    mask = {"format_version": ck.FORMAT_VERSION, "kind": "mask", "model_type": "x", "arch": {}, "iteration": 0,
+            "model": {}, "optimizers": {}}
+    torch.save(mask, tmp_path / "mask.pt")
+    with pytest.raises(FacelabError, match="holds a mask checkpoint, not a swap one"):
+        ck.read_checkpoint(tmp_path / "mask.pt")
     with pytest.raises(FacelabError, match="no trained model"):
-        ck.load_model(tmp_path / "nothing", "cpu")
+        load_model(tmp_path / "nothing", "cpu")
 
 
 def test_newer_format_is_refused(tmp_path):
@@ -113,3 +120,16 @@ def test_config_json_keeps_created(tmp_path):
     assert doc["iterations"] == 9 and doc["model_type"] == "saehd" and doc["name"] == "mine"
     assert doc["arch"] == {"resolution": 64} and doc["train_options"] == {"lr": 1e-3}
     assert doc["format_version"] == ck.FORMAT_VERSION and doc["torch_version"] == torch.__version__
+    assert doc["kind"] == "swap" and datetime.datetime.fromisoformat(doc["updated"]).tzinfo is not None
+
+
+def test_unreadable_config_json_is_an_error_naming_it(tmp_path, ws):
+    from facelab.models.store import find_swap_model
+
+    folder = ws.model("broken")
+    ck.save_checkpoint(folder, _plain_ckpt(1), backups=0)
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(FacelabError, match=r"broken/config.json is not readable JSON"):
+        find_swap_model(ws, None)
+    with pytest.raises(FacelabError, match=r"broken/config.json is not readable JSON"):
+        ck.write_config(folder, "broken", _plain_ckpt(2))

@@ -16,7 +16,7 @@ from data_testkit import dlib_landmarks, write_aligned, write_side
 
 from facelab.align import eyes_mouth_mask, face_transform, hull_mask, transform_points, warp_to_face
 from facelab.errors import FacelabError
-from facelab.merge.color import transfer_stats
+from facelab.imageops.color import transfer_stats
 from facelab.train import data as D
 from facelab.train import loader as L
 from facelab.train.options import TrainOptions
@@ -125,7 +125,7 @@ def test_side_without_faces_is_an_error(tmp_path, sides):
 
 def test_batch_contract(sides):
     with L.FaceLoader(*sides, R, "full", _opts(random_src_flip=True), workers=0) as loader:
-        assert loader.counts == {"src": 4, "dst": 3, "src_skipped": 0, "dst_skipped": 0}
+        assert loader.counts == {"src": 4, "dst": 3, "src_skipped": 0, "dst_skipped": 0, "src_held_out": 0}
         batch = next(iter(loader))
     assert batch.size == 3
     for f in fields(batch):

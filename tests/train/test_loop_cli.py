@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from facelab.cli.root import cli
-from facelab.train import checkpoint as ck
+from facelab.models.store import load_model
 
 ARCH = ["--resolution", "32", "--archi", "df-ud", "--e-dims", "8", "--ae-dims", "16", "--d-dims", "8",
         "--d-mask-dims", "4"]
@@ -65,7 +65,7 @@ def test_export_onnx_cli(trained, tmp_path):
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     face = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
     outputs = sess.run(None, {sess.get_inputs()[0].name: face})
-    model = ck.load_model(ws / "model/tiny", "cpu")
+    model = load_model(ws / "model/tiny", "cpu")
     import torch
 
     want = model.predict(torch.from_numpy(face))["face"].numpy()

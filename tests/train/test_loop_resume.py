@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from facelab.errors import FacelabError
+from facelab.models.store import load_model
 from facelab.train import checkpoint as ck
 from facelab.train.loader import FaceLoader
 from facelab.train.loop import train
@@ -115,7 +116,7 @@ def test_stops_and_previews(tmp_path, aligned_faceset):
 
 def test_load_model_is_eval_and_predicts(tmp_path, aligned_faceset):
     _train(tmp_path, aligned_faceset, target_iter=2, preview=False)
-    model = ck.load_model(Workspace(tmp_path).model("m"), CPU)
+    model = load_model(Workspace(tmp_path).model("m"), CPU)
     assert not model.training and model.arch.ae_dims == 16
     out = model.predict(torch.rand(1, 3, 32, 32))
     assert out["face"].shape == (1, 3, 32, 32) and out["mask"].shape == (1, 1, 32, 32)

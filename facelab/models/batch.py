@@ -1,4 +1,4 @@
-"""The batch contract between the data pipeline and the models."""
+"""The batch contract between the data pipeline (train/) and the trained models."""
 
 from __future__ import annotations
 

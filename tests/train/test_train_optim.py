@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from facelab.models.optim import AdaBelief, RMSprop, make_optimizer
+from facelab.train.optim import AdaBelief, RMSprop, make_optimizer
 from facelab.train.options import TrainOptions
 
 

@@ -141,10 +141,20 @@ class RMSprop(_DFLOptimizer):
             p.add_(self._dropout(torch.div(g, tmp, out=tmp), group), alpha=-lr)
 
 
-def make_optimizer(params: Iterable, opts: TrainOptions, lr: float | None = None) -> torch.optim.Optimizer:
-    """The optimizer ``opts`` asks for (AdaBelief or RMSprop), with lr dropout + cosine cycle when on."""
+def make_optimizer(params: Iterable, opts: TrainOptions, lr_cos_cycle: bool = True) -> torch.optim.Optimizer:
+    """The optimizer ``opts`` asks for (AdaBelief or RMSprop), with lr dropout (and, when ``lr_cos_cycle``, the
+    cosine lr cycle) when ``opts.lr_dropout`` is on."""
     on = opts.lr_dropout in ("y", "cpu")
-    kwargs = dict(lr=opts.lr if lr is None else lr, lr_dropout=LR_DROPOUT_KEEP if on else 1.0,
-                  lr_cos=LR_COS_PERIOD if on else 0)
+    kwargs = dict(lr=opts.lr, lr_dropout=LR_DROPOUT_KEEP if on else 1.0,
+                  lr_cos=LR_COS_PERIOD if on and lr_cos_cycle else 0)
     cls = AdaBelief if opts.optimizer == "adabelief" else RMSprop
     return cls(params, **kwargs)
+
+
+def make_optimizers(model: torch.nn.Module, critics: dict[str, torch.nn.Module], opts: TrainOptions,
+                    lr_cos_cycle: bool = True) -> dict[str, torch.optim.Optimizer]:
+    """``G`` over the model's (generator) parameters and one optimizer per critic, as ``opts`` asks."""
+    optims = {"G": make_optimizer(model.parameters(), opts, lr_cos_cycle)}
+    for name, critic in critics.items():
+        optims[name] = make_optimizer(critic.parameters(), opts, lr_cos_cycle)
+    return optims

@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import wasserstein_distance
 from skimage import color as skcolor
 
-from facelab.merge import color as ct
-from facelab.merge.color import COLOR_TRANSFERS, color_transfer, rgb_to_lab, transfer_stats
+from facelab.imageops import color as ct
+from facelab.imageops.color import COLOR_TRANSFERS, color_transfer, rgb_to_lab, transfer_stats
 
 ALL = ["rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot", "sot-m", "mix-m"]
 S = 64
