@@ -9,9 +9,17 @@ from typing import Any, Callable
 
 import click
 
-from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, workspace_option
+from facelab.cli.common import (
+    config_option,
+    device_option,
+    echo_summary,
+    get_workspace,
+    progress,
+    progress_callback,
+    workspace_option,
+)
 from facelab.errors import FacelabError
-from facelab.models import MODELS
+from facelab.models import MODELS, TRAINING_FREE, model_kind
 from facelab.models.store import find_swap_model
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config, load_config_file
@@ -166,6 +174,9 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
         flags.pop(k, None)
     opts = build_config(TrainOptions, file_train, flags, source="train option")
     ws = get_workspace(workspace)
+    if model_kind(model_type) == TRAINING_FREE:
+        _index_cmd(ws, name, model_type, arch, opts, src_dir, dst_dir, no_preview)
+        return
     ctx, dev = dd.init_distributed(select_device(device or "auto"))
     if dev.type == "cpu":
         keep_freed_memory()
@@ -184,6 +195,24 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
             "src loss": f"{result.src_loss:.4f}", "dst loss": f"{result.dst_loss:.4f}",
             "skipped steps": result.skipped_steps, "rollbacks": result.rollbacks, "saves": result.saves,
         })
+
+
+def _index_cmd(ws, name: str | None, model_type: str, arch: dict[str, Any], opts: TrainOptions,
+               src_dir: Path | None, dst_dir: Path | None, no_preview: bool) -> None:
+    """``train`` of a training-free model: index the source faces."""
+    from facelab.train.loop import train
+
+    with progress(None, "index", "face") as bar:
+        result = train(ws, name, model_type, arch, opts, torch_cpu(), progress=progress_callback(bar),
+                       src_dir=src_dir, dst_dir=dst_dir, preview=not no_preview)
+    echo_summary("train", {"model": str(result.model_dir), "stopped by": result.stopped_by,
+                           "time": f"{result.seconds:.1f} s", "preview": str(result.model_dir / "preview.png")})
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
 
 
 @click.command("export")

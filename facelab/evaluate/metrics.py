@@ -52,6 +52,19 @@ def image_ssim(a: np.ndarray, b: np.ndarray) -> float:
                                        use_sample_covariance=False))
 
 
+def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """SSIM of two float RGB images in [0, 1] averaged over the pixels where ``mask`` (HW) > 0.5 only (same window
+    as :func:`image_ssim`): what lies outside a face mask does not count."""
+    if a.shape != b.shape or a.shape[:2] != np.asarray(mask).shape:
+        raise ValueError(f"image / mask shapes differ: {a.shape}, {b.shape}, {np.asarray(mask).shape}")
+    sel = np.asarray(mask) > 0.5
+    if not sel.any():
+        raise ValueError("mask is empty")
+    _, full = structural_similarity(a, b, channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, full=True)
+    return float(full.mean(axis=-1)[sel].mean())
+
+
 def landmark_jitter(track: np.ndarray) -> float:
     """Temporal jitter of a landmark track (T, 68, 2): mean norm of the second difference (acceleration) per
     point, over the mean inter-ocular distance. Smooth motion scores near 0; frame-to-frame shake scores high."""

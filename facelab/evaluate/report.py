@@ -1,7 +1,12 @@
-"""The swap report: identity, expression, pose, structure and stability measured on sampled frames.
+"""The swap report: identity, expression, pose, sharpness, structure and stability measured on sampled frames, for
+the merged frames in the workspace and, on the same frames, for every other swap model beside them.
 
-Reads the workspace (destination frames, their face files, merged frames, source faces, the model) and returns a
-JSON-ready dict; ``write_report`` stores it as ``evaluation.json`` plus ``evaluation.png``.
+Rows: ``merged`` (the frames in ``data_dst/merged``, from the model merge recorded, else ``--model``), then each
+other swap model of the workspace rendered in memory with the default merge settings; the training-free model is
+always a row (built in memory from the source faces when the workspace has none), so a report always shows what
+the pipeline does without training beside what training adds. Each row also gets the sharpness a perfect model of
+its resolution could reach (the resolution ceiling) and its score on source faces it never saw (held out).
+``write_report`` stores the dict as ``evaluation.json`` plus ``evaluation.png``.
 """
 
 from __future__ import annotations
@@ -18,21 +23,23 @@ import numpy as np
 from facelab.align import estimate_pose, face_transform, transform_points
 from facelab.errors import FacelabError
 from facelab.evaluate import metrics as M
-from facelab.models.store import find_swap_model
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
 from facelab.workspace.faces import list_faces, readable
 
 log = logging.getLogger(__name__)
 Progress = Callable[..., None]
+MERGE_RECORD = "merge.json"  # facelab.merge.stage.MERGE_RECORD: which model made the merged frames
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    samples: int = 24  # frames sampled for identity, expression, pose and structure
+    samples: int = 24  # frames sampled for identity, expression, pose, sharpness and structure
     stability_frames: int = 60  # consecutive frames for the jitter measures
     src_faces: int = 16  # source faces averaged into the source identity
     crop_size: int = 256  # face crop size for SSIM
-    model: str | None = None  # model name under model/; None = the only one there
+    held_out_faces: int = 24  # held-out source faces scored per model (at most)
+    model: str | None = None  # the model that made the merged frames; None = the one merge recorded
+    compare: bool = True  # also measure the workspace's other swap models and the training-free swap
     device: str = "cpu"
 
 
@@ -45,6 +52,17 @@ class FramePair:
     merged: Path
 
 
+class _Tools:
+    """dlib landmarks and identity, loaded once."""
+
+    def __init__(self) -> None:
+        from facelab.landmarks import DlibIdentity, create_landmarks
+
+        self.landmarks = create_landmarks("dlib68")
+        self.identity = DlibIdentity()
+
+
+# -- what to measure ----------------------------------------------------------------------------------------------
 def find_pairs(ws: Workspace) -> list[FramePair]:
     """Destination frames that have a face file (face index 0) and a merged frame, in frame order."""
     merged = {p.stem: p for p in list_images(ws.merged)}
@@ -62,6 +80,28 @@ def find_pairs(ws: Workspace) -> list[FramePair]:
     return pairs
 
 
+def check_sources(ws: Workspace) -> None:
+    """Evaluation needs source faces (the identity the swap should have)."""
+    if not list_faces(ws.aligned("src")):
+        raise FacelabError(f"no source faces in {ws.aligned('src')}; run `python main.py extract --side src` first")
+
+
+def merged_model(ws: Workspace, name: str | None) -> Path:
+    """The model folder behind the merged frames: ``name``, else the one merge recorded, else the only one."""
+    from facelab.models.store import find_swap_model
+
+    if name is None:
+        record = ws.merged / MERGE_RECORD
+        try:
+            name = json.loads(record.read_text("utf-8")).get("model") if record.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            log.warning("%s is unreadable; give --model", record)
+            name = None
+        if name is not None and not ws.model(name).is_dir():
+            name = None
+    return find_swap_model(ws, name)
+
+
 def _evenly(items: list, n: int) -> list:
     if n <= 0 or len(items) <= n:
         return list(items)
@@ -69,22 +109,10 @@ def _evenly(items: list, n: int) -> list:
     return [items[i] for i in sorted(set(idx))]
 
 
-class _Tools:
-    """dlib landmarks and identity, loaded once."""
-
-    def __init__(self) -> None:
-        from facelab.landmarks import DlibIdentity, create_landmarks
-
-        self.landmarks = create_landmarks("dlib68")
-        self.identity = DlibIdentity()
-
-
 def source_identity(ws: Workspace, tools: _Tools, count: int) -> np.ndarray:
     """Mean dlib embedding of ``count`` source faces spread over the source set."""
     paths = _evenly(list_faces(ws.aligned("src")), count)
-    embs = []
-    for _, face in readable(paths, read_face):
-        embs.append(tools.identity.embed(face.image, face.meta.lm_face))
+    embs = [tools.identity.embed(face.image, face.meta.lm_face) for _, face in readable(paths, read_face)]
     if not embs:
         raise FacelabError(f"no readable source faces in {ws.aligned('src')}; run `python main.py extract` first")
     return np.mean(embs, axis=0)
@@ -95,85 +123,55 @@ def _crop(image: np.ndarray, lm_frame: np.ndarray, size: int, face_type: str = "
     return cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
 
 
-def measure_frame(pair: FramePair, tools: _Tools, src_id: np.ndarray, crop: int) -> dict:
-    """Per-frame measures of one swapped frame against its original."""
-    orig, swap = read_image(pair.original), read_image(pair.merged)
-    box = pair.meta.box
-    lm_o = tools.landmarks.landmarks(orig, box)
-    lm_s = tools.landmarks.landmarks(swap, box)
-    emb_o, emb_s = tools.identity.embed(orig, lm_o), tools.identity.embed(swap, lm_s)
-    mat, size = pair.meta.mat, pair.meta.size
-    pose_o = estimate_pose(transform_points(lm_o, mat), size)
-    pose_s = estimate_pose(transform_points(lm_s, mat), size)
-    crop_o = _crop(orig, pair.meta.lm_frame, crop).astype(np.float32) / 255
-    crop_s = _crop(swap, pair.meta.lm_frame, crop).astype(np.float32) / 255
+# -- per frame ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """What each swapped frame is measured against: the original frame, its dlib landmarks and embedding."""
+
+    pair: FramePair
+    image: np.ndarray
+    landmarks: np.ndarray
+    embedding: np.ndarray
+
+
+def reference(pair: FramePair, tools: _Tools) -> Reference:
+    orig = read_image(pair.original)
+    lm = tools.landmarks.landmarks(orig, pair.meta.box)
+    return Reference(pair, orig, lm, tools.identity.embed(orig, lm))
+
+
+def measure_frame(ref: Reference, swap: np.ndarray, tools: _Tools, src_id: np.ndarray, crop: int,
+                  resolution: int, face_type: str) -> dict:
+    """Per-frame measures of one swapped frame against its original; ``resolution`` / ``face_type`` are the
+    swapping model's (for the ceiling)."""
+    meta = ref.pair.meta
+    lm_s = tools.landmarks.landmarks(swap, meta.box)
+    emb_s = tools.identity.embed(swap, lm_s)
+    pose_o = estimate_pose(transform_points(ref.landmarks, meta.mat), meta.size)
+    pose_s = estimate_pose(transform_points(lm_s, meta.mat), meta.size)
+    crop_o = _crop(ref.image, meta.lm_frame, crop).astype(np.float32) / 255
+    crop_s = _crop(swap, meta.lm_frame, crop).astype(np.float32) / 255
+    side = M.crop_side_in_frame(meta.lm_frame, resolution, face_type)
     return {
-        "frame": pair.meta.frame_stem, "emb_orig": emb_o, "emb_swap": emb_s,
-        "swap_to_src": M.embedding_distance(emb_s, src_id), "orig_to_src": M.embedding_distance(emb_o, src_id),
-        "landmark_nme": M.landmark_nme(lm_s, lm_o), "pose_error_deg": M.pose_error_deg(pose_s, pose_o),
+        "frame": meta.frame_stem, "emb_swap": emb_s, "emb_orig": ref.embedding,
+        "swap_to_src": M.embedding_distance(emb_s, src_id), "orig_to_src": M.embedding_distance(ref.embedding, src_id),
+        "landmark_nme": M.landmark_nme(lm_s, ref.landmarks), "pose_error_deg": M.pose_error_deg(pose_s, pose_o),
         "ssim": M.image_ssim(crop_s, crop_o),
+        "sharpness": M.sharpness_ratio(swap, ref.image, ref.landmarks),
+        "ceiling": M.resolution_ceiling(ref.image, ref.landmarks, side, resolution),
     }
 
 
-def stability(pairs: list[FramePair], tools: _Tools) -> dict:
-    """Landmark and face-colour jitter over consecutive frames, swapped vs input."""
-    tracks = {"orig": [], "swap": []}
-    colours = {"orig": [], "swap": []}
-    for pair in pairs:
-        orig, swap = read_image(pair.original), read_image(pair.merged)
-        lm_o = tools.landmarks.landmarks(orig, pair.meta.box)
-        mask = np.zeros(orig.shape[:2], np.uint8)
-        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm_o).astype(np.int32)), 1)
-        for key, img in (("orig", orig), ("swap", swap)):
-            lm = lm_o if key == "orig" else tools.landmarks.landmarks(swap, pair.meta.box)
-            tracks[key].append(lm)
-            colours[key].append(M.masked_mean_colour(img.astype(np.float32) / 255, mask))
-    out = {"frames": len(pairs)}
-    for key in ("orig", "swap"):
-        t = np.asarray(tracks[key])
-        out[f"landmark_jitter_{key}"] = M.landmark_jitter(t)
-        out[f"colour_jitter_{key}"] = M.colour_jitter(np.asarray(colours[key]))
-        out[f"colour_track_{key}"] = np.asarray(colours[key]).mean(axis=1).tolist()
-    return out
-
-
-def reconstruction_ssim(model_dir: Path, pairs: list[FramePair], device: str) -> float:
-    """Mean SSIM of the model's dst->dst reconstruction against the destination face crops."""
-    import torch
-
-    from facelab.models.store import load_model
-    from facelab.utils.device import select_device
-
-    dev = select_device(device)
-    model = load_model(model_dir, dev)
-    res, ftype = model.resolution, model.face_type
-    crops = np.stack([_crop(read_image(p.original), p.meta.lm_frame, res, ftype) for p in pairs])
-    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255).to(dev)
-    with torch.no_grad():
-        rec = model.preview(x, x)["dst_dst"].clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    return float(np.mean([M.image_ssim(r.astype(np.float32), c.astype(np.float32) / 255) for r, c in zip(rec, crops, strict=True)]))
-
-
-def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None = None) -> dict:
-    """Measure the swap in ``ws``; returns the report dict (see module doc)."""
-    pairs = find_pairs(ws)
-    model_dir = find_swap_model(ws, cfg.model)
-    tools = _Tools()
-    src_id = source_identity(ws, tools, cfg.src_faces)
-    sampled = _evenly(pairs, cfg.samples)
-    rows = []
-    for pair in sampled:
-        rows.append(measure_frame(pair, tools, src_id, cfg.crop_size))
-        if progress:
-            progress(1)
+def summarise(rows: list[dict]) -> dict:
+    """Identity, expression, pose, structure and sharpness of one swap over its sampled frames."""
     dst_id = np.mean([r["emb_orig"] for r in rows], axis=0)
     for r in rows:
         r["swap_to_dst"] = M.embedding_distance(r.pop("emb_swap"), dst_id)
         r["orig_to_dst"] = M.embedding_distance(r.pop("emb_orig"), dst_id)
-    stab = stability(pairs[: cfg.stability_frames], tools) if len(pairs) >= 3 else {}
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "frame"}
+    sharp = float(np.median([r["sharpness"] for r in rows]))
+    ceiling = float(np.median([r["ceiling"] for r in rows]))
     return {
-        "frames_sampled": len(rows),
         "identity": {
             "swap_to_src": mean["swap_to_src"], "swap_to_dst": mean["swap_to_dst"],
             "orig_to_src": mean["orig_to_src"], "orig_to_dst": mean["orig_to_dst"],
@@ -182,19 +180,211 @@ def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None 
         },
         "expression": {"landmark_nme": mean["landmark_nme"]},
         "pose": {"pose_error_deg": mean["pose_error_deg"]},
-        "structure": {"ssim_swap_vs_dst": mean["ssim"],
-                      "reconstruction_ssim_dst": reconstruction_ssim(model_dir, sampled, cfg.device)},
-        "stability": stab,
-        "model": model_dir.name,
+        "sharpness": {"ratio": sharp, "ceiling": ceiling, "of_ceiling": sharp / ceiling if ceiling > 0 else 0.0},
+        "structure": {"ssim_swap_vs_dst": mean["ssim"]},
         "per_frame": rows,
     }
 
 
-def write_report(report: dict, json_path: Path, png_path: Path) -> None:
-    """Write ``evaluation.json`` and the at-a-glance ``evaluation.png``."""
+def stability(refs: list[Reference], swaps: list[np.ndarray], tools: _Tools, size: int = 128) -> dict:
+    """Landmark, face-colour and texture jitter over consecutive frames, swapped vs input."""
+    tracks: dict[str, list] = {"orig": [], "swap": []}
+    colours: dict[str, list] = {"orig": [], "swap": []}
+    crops: dict[str, list] = {"orig": [], "swap": []}
+    from facelab.align import hull_mask
+
+    for ref, swap in zip(refs, swaps, strict=True):
+        mask = np.zeros(ref.image.shape[:2], np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(ref.landmarks).astype(np.int32)), 1)
+        for key, img in (("orig", ref.image), ("swap", swap)):
+            lm = ref.landmarks if key == "orig" else tools.landmarks.landmarks(swap, ref.pair.meta.box)
+            tracks[key].append(lm)
+            colours[key].append(M.masked_mean_colour(img.astype(np.float32) / 255, mask))
+            crops[key].append(_crop(img, ref.pair.meta.lm_frame, size, "whole_face").astype(np.float32) / 255)
+    hull = np.stack([hull_mask(transform_points(r.pair.meta.lm_frame, face_transform(
+        r.pair.meta.lm_frame, size, "whole_face")), size) > 0.5 for r in refs])
+    out: dict = {"frames": len(refs)}
+    for key in ("orig", "swap"):
+        out[f"landmark_jitter_{key}"] = M.landmark_jitter(np.asarray(tracks[key]))
+        out[f"colour_jitter_{key}"] = M.colour_jitter(np.asarray(colours[key]))
+        out[f"texture_jitter_{key}"] = M.texture_jitter(np.stack(crops[key]), hull)
+        out[f"colour_track_{key}"] = np.asarray(colours[key]).mean(axis=1).tolist()
+    return out
+
+
+# -- the swaps compared -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SwapSource:
+    """One row of the report: a swap model and how to get its swapped frames."""
+
+    label: str
+    model_type: str
+    kind: str
+    resolution: int
+    face_type: str
+    predictor: object  # a facelab.merge.predict.Predictor
+    merged: bool  # True: the frames in data_dst/merged; False: rendered in memory
+
+
+def recorded_holdout(model_dir: Path) -> float:
+    """The held-out share a model was created with (0 for models that trained on every face)."""
+    from facelab.utils.checkpoint import read_config
+
+    if not (model_dir / "config.json").is_file():
+        return 0.0
+    value = read_config(model_dir).get("data", {}).get("holdout", 0.0)
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _source(ws: Workspace, model_dir: Path, merged: bool, device: str) -> SwapSource:
+    from facelab.merge.predict import load_predictor
+    from facelab.utils.device import select_device
+
+    predictor = load_predictor(model_dir, select_device(device))
+    model = predictor.model  # type: ignore[attr-defined]
+    label = f"{model_dir.name} ({model.name}, {'merged' if merged else 'rendered'})"
+    return SwapSource(label, model.name, model.kind, model.resolution, model.face_type, predictor, merged)
+
+
+def swap_sources(ws: Workspace, primary: Path, cfg: EvaluateConfig, held: set[str]) -> tuple[list[SwapSource],
+                                                                                           list[str]]:
+    """The rows: the merged frames' model first, then (``cfg.compare``) every other swap model of the workspace,
+    then a training-free model built in memory when the workspace has none. Returns the rows and notes on rows
+    that could not be made."""
+    from facelab.models import TRAINING_FREE
+    from facelab.models.store import is_swap_model
+
+    rows = [_source(ws, primary, True, cfg.device)]
+    notes: list[str] = []
+    if not cfg.compare:
+        return rows, notes
+    others = sorted(p for p in ws.models.iterdir() if p.is_dir() and p != primary and is_swap_model(p))
+    rows += [_source(ws, p, False, cfg.device) for p in others]
+    if not any(r.kind == TRAINING_FREE for r in rows):
+        from facelab.merge.predict import TrainingFreePredictor
+        from facelab.models.warp import build_index
+
+        try:
+            model = build_index(ws.aligned("src"), exclude=held)
+        except FacelabError as exc:
+            notes.append(f"training-free row skipped: {exc}")
+        else:
+            rows.append(SwapSource("training-free (warp, built for this report)", model.name, model.kind,
+                                   model.resolution, model.face_type, TrainingFreePredictor(model), False))
+    return rows, notes
+
+
+def swapped_frames(ws: Workspace, source: SwapSource, pairs: list[FramePair]) -> dict[str, np.ndarray]:
+    """Swapped frames of ``pairs`` by stem: read from data_dst/merged, or rendered in memory (default merge)."""
+    if source.merged:
+        return {p.meta.frame_stem: read_image(p.merged) for p in pairs}
+    from facelab.merge.config import MergeConfig, MergeSettings
+    from facelab.merge.preview import render_frames
+    from facelab.merge.stage import MergePaths
+
+    stems = [p.original.stem for p in pairs]
+    out = render_frames(MergePaths.of(ws), source.predictor, MergeSettings(MergeConfig()), stems)
+    return {p.meta.frame_stem: out[p.original.stem] for p in pairs}
+
+
+def held_out_score(source: SwapSource, held: list[Path]) -> dict:
+    """src->src SSIM inside the face hull of held-out source faces (never trained on / not in the index), each
+    cropped to the model (cubic, from its frame landmarks when the face type differs) and swapped as merge would
+    swap it."""
+    from facelab.imageops.crop import crop_face, face_to_model_matrix
+
+    if not held:
+        return {"faces": 0, "ssim": None}
+    r = source.resolution
+    crops, lms = [], []
+    for _, face in readable(held, read_face):
+        mat = face_to_model_matrix(face.meta, r, source.face_type)
+        crops.append(crop_face(face.image, mat, r).astype(np.float32) / 255.0)
+        lms.append(transform_points(face.meta.lm_face, mat))
+    if not crops:
+        return {"faces": 0, "ssim": None}
+    x, lm = np.stack(crops), np.stack(lms)
+    predictor = source.predictor
+    predictor.begin({-1: [(i, lm[i]) for i in range(len(lm))]})
+    faces = np.concatenate([predictor(x[i:i + 8], lm[i:i + 8], [(-1, j) for j in range(i, min(i + 8, len(x)))])[0]
+                            for i in range(0, len(x), 8)])
+    from facelab.align import hull_mask
+
+    scores = [M.masked_ssim(f, c, hull_mask(m, r)) for f, c, m in zip(faces, x, lm, strict=True)]
+    return {"faces": len(crops), "ssim": float(np.mean(scores))}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The report (JSON-ready) and the close-ups of one sampled frame: ``destination`` and one per row."""
+
+    report: dict
+    closeups: dict[str, np.ndarray]
+
+
+def closeup(image: np.ndarray, box: tuple[float, float, float, float], margin: float = 0.25) -> np.ndarray:
+    """The face of ``image`` around ``box``, square, at its size in the frame (uint8 RGB)."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * margin)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    h, w = image.shape[:2]
+    a, b = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    return image[b:int(min(h, cy + side / 2)), a:int(min(w, cx + side / 2))].copy()
+
+
+def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None = None) -> Evaluation:
+    """Measure the swaps in ``ws`` (see module doc). The first row's measures are also at the top level of the
+    report (``identity``, ``expression``, ``pose``, ``sharpness``, ``structure``, ``stability``, ``held_out``)."""
+    from facelab.workspace.holdout import held_out_paths
+
+    report_progress = progress or (lambda n=1, **kw: None)
+    check_sources(ws)
+    pairs = find_pairs(ws)
+    primary = merged_model(ws, cfg.model)
+    tools = _Tools()
+    src_id = source_identity(ws, tools, cfg.src_faces)
+    sampled = _evenly(pairs, cfg.samples)
+    run = pairs[: cfg.stability_frames] if len(pairs) >= 3 else []
+    share = recorded_holdout(primary)
+    src_paths = list_faces(ws.aligned("src"))
+    held_set = held_out_paths(src_paths, share)
+    held = _evenly([p for p in src_paths if str(p) in held_set], cfg.held_out_faces)
+    sources, notes = swap_sources(ws, primary, cfg, held_set)
+    report_progress(0, total=len(sources) * (len(sampled) + len(run)))
+    refs = {p.meta.frame_stem: reference(p, tools) for p in {id(p): p for p in sampled + run}.values()}
+    rows: dict[str, dict] = {}
+    shown = sampled[len(sampled) // 2]
+    closeups = {"destination": closeup(refs[shown.meta.frame_stem].image, shown.meta.box)}
+    for source in sources:
+        images = swapped_frames(ws, source, list({id(p): p for p in sampled + run}.values()))
+        closeups[source.label] = closeup(images[shown.meta.frame_stem], shown.meta.box)
+        measured = []
+        for p in sampled:
+            measured.append(measure_frame(refs[p.meta.frame_stem], images[p.meta.frame_stem], tools, src_id,
+                                          cfg.crop_size, source.resolution, source.face_type))
+            report_progress(1)
+        row = summarise(measured)
+        row["stability"] = stability([refs[p.meta.frame_stem] for p in run],
+                                     [images[p.meta.frame_stem] for p in run], tools) if run else {}
+        report_progress(len(run))
+        row["held_out"] = held_out_score(source, held)
+        row |= {"model_type": source.model_type, "kind": source.kind, "resolution": source.resolution,
+                "face_type": source.face_type}
+        rows[source.label] = row
+    first = next(iter(rows.values()))
+    report = {"frames_sampled": len(sampled), "model": primary.name, "held_out_share": share, "notes": notes,
+              "closeup_frame": shown.meta.frame_stem,
+              **{k: first[k] for k in ("identity", "expression", "pose", "sharpness", "structure", "stability",
+                                        "held_out", "per_frame")},
+              "rows": rows}
+    return Evaluation(report, closeups)
+
+
+def write_report(evaluation: Evaluation, json_path: Path, png_path: Path) -> None:
+    """Write ``evaluation.json`` and the at-a-glance ``evaluation.png`` (measures and close-ups)."""
     from facelab.evaluate.plot import plot_report
     from facelab.utils.atomic import atomic_path, atomic_write_text
 
-    atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(json_path, json.dumps(evaluation.report, indent=2) + "\n")
     with atomic_path(png_path) as tmp:
-        plot_report(report, tmp)
+        plot_report(evaluation.report, evaluation.closeups, tmp)

@@ -97,6 +97,25 @@ def render_preview(ws: Workspace, model_dir: Path | None, settings: MergeSetting
     return np.concatenate([cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT) for r in rows])
 
 
+def render_frames(paths: MergePaths, predictor: Predictor, settings: MergeSettings,
+                  stems: Sequence[str]) -> dict[str, np.ndarray]:
+    """The merged frames (uint8 RGB) of the frames named ``stems``, rendered in memory as the merge stage would
+    (the predictor sees every track of the plan first); frames without a face come back unchanged."""
+    plan = build_plan(paths.frames, paths.aligned, settings)
+    by_stem = {f.stem: f for f in plan.frames}
+    missing = [s for s in stems if s not in by_stem]
+    if missing:
+        raise FacelabError(f"frame(s) {', '.join(missing[:5])} not in {paths.frames}")
+    begin(predictor, plan)
+    out = {}
+    for stem in stems:
+        frame = by_stem[stem]
+        image = read_image(frame.path)
+        faces = _face_inputs(frame, image, plan, predictor, settings.base) if frame.faces else []
+        out[stem] = render_frame(image, faces, frame.cfg)[0]
+    return out
+
+
 def _face_inputs(frame: PlannedFrame, image: np.ndarray, plan: MergePlan, predictor: Predictor,
                  base: MergeConfig) -> list[FaceInput]:
     mats, crops = crop_faces(image, frame, predictor)

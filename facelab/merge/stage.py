@@ -319,8 +319,24 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
             model_s, read_s = _run(todo, plan, predictor, settings.base, paths, renderer)
     finally:
         renderer.close()
+    if model_dir is not None and todo:
+        write_merge_record(paths.merged, Path(model_dir), settings.base)
     return MergeResult(len(plan.frames), len(todo), copied, skipped, sum(len(f.faces) for f in todo), plan.bad_faces,
                        plan.orphan_faces, time.perf_counter() - t_start, model_s, read_s, renderer.seconds)
+
+
+MERGE_RECORD = "merge.json"
+
+
+def write_merge_record(merged: Path, model_dir: Path, cfg: MergeConfig) -> None:
+    """``merged/merge.json``: which model and settings made the merged frames (evaluate reads it)."""
+    import dataclasses
+    import json
+
+    from facelab.utils.checkpoint import now_iso
+
+    doc = {"model": model_dir.name, "settings": dataclasses.asdict(cfg), "updated": now_iso()}
+    atomic_write_bytes(merged / MERGE_RECORD, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
 def _run(todo: list[PlannedFrame], plan: MergePlan, predictor: Predictor, base: MergeConfig, paths: MergePaths,

@@ -17,10 +17,12 @@ from facelab.models.memory import count_activation_elements
 from facelab.models.quick96 import Quick96, Quick96Arch
 from facelab.models.registry import MODELS
 from facelab.models.saehd import SAEHD, SAEHDArch
+from facelab.models.warp import WarpArch, WarpModel
 
 MODELS.register("saehd", "SAEHD: df/liae autoencoder with -u -d -t variants (DeepFaceLab's main model)")(SAEHD)
 MODELS.register("quick96", "Quick96: fixed 96 px df-ud model with RMSprop and lr dropout, quick to train")(Quick96)
 MODELS.register("amp", "AMP: one decoder, src/dst inters mixed by a morph factor")(AMP)
+MODELS.register("warp", "training-free: the best-matching source face warped onto each destination face")(WarpModel)
 
 
 def create_model(name: str, arch: Mapping[str, Any] | None = None,
@@ -60,4 +62,5 @@ def describe(model: TrainableModel, knobs: TrainKnobs, batch_size: int = 8) -> d
 
 
 __all__ = ["AMP", "AMPArch", "MODELS", "TRAINED", "TRAINING_FREE", "Quick96", "Quick96Arch", "SAEHD", "SAEHDArch",
-           "SwapModel", "TrainKnobs", "TrainableModel", "arch_class", "create_model", "describe", "model_kind"]
+           "SwapModel", "TrainKnobs", "TrainableModel", "WarpArch", "WarpModel", "arch_class", "create_model", "describe",
+           "model_kind"]

@@ -474,8 +474,17 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     called once the model is built or loaded (the CLI prints its description). Under torchrun pass the context
     of :func:`facelab.train.distributed.init_distributed` and this rank's device.
     """
+    from facelab.models import TRAINING_FREE, model_kind
+
     ws = workspace if isinstance(workspace, Workspace) else Workspace(Path(workspace))
     model_dir = ws.model(model_name or model_type)
+    if model_kind(model_type) == TRAINING_FREE:
+        if ctx.enabled:
+            raise FacelabError(f"{model_type} models index source faces; run them without torchrun")
+        from facelab.train.index import index_run
+
+        return index_run(model_dir, model_type, arch_overrides or {}, opts, src_dir or ws.aligned("src"),
+                         dst_dir or ws.aligned("dst"), preview, progress)
     run = open_run(model_dir, model_type, arch_overrides or {}, opts, device, ctx)
     dd.barrier(ctx, device)  # every rank has read the folder before rank 0 writes into it
     run.recent = deque(recent_totals(run.history, guard.window), maxlen=guard.window)

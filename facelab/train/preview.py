@@ -1,7 +1,8 @@
 """What a person watches while a model trains: ``preview.png`` and ``loss.png`` in the model folder.
 
 ``preview.png`` follows DeepFaceLab's layout: a labelled header, then one row per fixed sample of
-[src, src->src, dst, dst->dst, src->dst]. ``loss.png`` plots the src and dst loss history.
+[src, src->src, dst, dst->dst, src->dst], each cell at least :data:`MIN_CELL` pixels (small models are enlarged,
+cubic, so eyes and teeth can be judged). ``loss.png`` plots the src and dst loss history.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from facelab.utils.atomic import atomic_path
 from facelab.workspace.images import to_uint8, write_image
 
 COLUMNS = ("src", "src->src", "dst", "dst->dst", "src->dst")
+MIN_CELL = 128  # pixels per face cell at least
 
 
 def header_height(resolution: int) -> int:
@@ -30,19 +32,27 @@ def to_hwc(batch: torch.Tensor) -> np.ndarray:
 
 
 def compose_preview(src: np.ndarray, src_src: np.ndarray, dst: np.ndarray, dst_dst: np.ndarray,
-                    src_dst: np.ndarray) -> np.ndarray:
+                    src_dst: np.ndarray, min_cell: int = MIN_CELL) -> np.ndarray:
     """Rows of [src, src->src, dst, dst->dst, src->dst] under a labelled header.
 
-    Every input is (N,R,R,3) float in [0,1]; returns uint8 (header_height(R) + N*R, 5*R, 3).
+    Every input is (N,R,R,3) float in [0,1]; returns uint8 (header_height(C) + N*C, 5*C, 3) with cells of
+    C = max(R, min_cell) pixels (enlarged with cubic interpolation when R is smaller).
     """
     cols = (src, src_src, dst, dst_dst, src_dst)
     n, r = src.shape[0], src.shape[1]
     for c in cols:
         if c.shape != (n, r, r, 3):
             raise ValueError(f"preview columns must all be (N,R,R,3); got {c.shape} vs {(n, r, r, 3)}")
-    rows = [np.concatenate([c[i] for c in cols], axis=1) for i in range(n)]
+    cell = max(r, int(min_cell))
+    rows = [np.concatenate([_enlarge(c[i], cell) for c in cols], axis=1) for i in range(n)]
     body = to_uint8(np.concatenate(rows, axis=0))
-    return np.concatenate([_header(r, len(COLUMNS)), body], axis=0)
+    return np.concatenate([_header(cell, len(COLUMNS)), body], axis=0)
+
+
+def _enlarge(image: np.ndarray, cell: int) -> np.ndarray:
+    if image.shape[0] == cell:
+        return image
+    return np.clip(cv2.resize(image, (cell, cell), interpolation=cv2.INTER_CUBIC), 0.0, 1.0)
 
 
 def _header(cell: int, ncols: int) -> np.ndarray:

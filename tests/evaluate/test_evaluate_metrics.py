@@ -62,3 +62,13 @@ def test_colour_jitter_and_masked_mean():
     assert np.allclose(M.masked_mean_colour(img, mask), 1.0)
     with pytest.raises(ValueError):
         M.masked_mean_colour(img, np.zeros((4, 4)))
+
+
+def test_masked_ssim_ignores_what_lies_outside_the_mask(astronaut):
+    img = astronaut[:128, :128].astype(np.float32) / 255.0
+    other = img.copy()
+    other[:, 64:] = 0.0  # the right half is ruined
+    left = np.zeros((128, 128), np.float32)
+    left[:, :48] = 1.0
+    assert M.masked_ssim(img, other, left) > 0.99
+    assert M.masked_ssim(img, other, 1.0 - left) < M.image_ssim(img, other) < 0.9

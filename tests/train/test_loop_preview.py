@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ def test_compose_preview_layout(astronaut):
     rng = np.random.default_rng(0)
     cols = [rng.random((n, r, r, 3), dtype=np.float32) for _ in COLUMNS]
     cols[0][0] = astronaut[::16, ::16].astype(np.float32) / 255.0
-    grid = compose_preview(*cols)
+    grid = compose_preview(*cols, min_cell=0)
     h = header_height(r)
     assert grid.shape == (h + n * r, len(COLUMNS) * r, 3) and grid.dtype == np.uint8
     for i in range(n):
@@ -28,6 +29,17 @@ def test_compose_preview_layout(astronaut):
     header = grid[:h]
     for j in range(len(COLUMNS)):  # every column has a label drawn in its header cell
         assert header[:, j * r: (j + 1) * r].max() > 150
+
+
+def test_small_models_get_cells_a_person_can_judge(astronaut):
+    face = astronaut[::8, ::8].astype(np.float32) / 255.0  # 64 px
+    cols = [np.stack([face, face]) for _ in COLUMNS]
+    grid = compose_preview(*cols)
+    h = header_height(128)
+    assert grid.shape == (h + 2 * 128, len(COLUMNS) * 128, 3)
+    cell = grid[h:h + 128, :128].astype(np.float32) / 255.0
+    back = cv2.resize(cell, (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(back - face).mean() < 0.02  # the same face, enlarged
 
 
 def test_compose_preview_rejects_mismatched_columns():

@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from facelab.train import checkpoint as ck
 from facelab.train.loader import FaceLoader
 from facelab.train.loop import train
 from facelab.train.options import TrainOptions
-from facelab.train.preview import COLUMNS, header_height
+from facelab.train.preview import COLUMNS, MIN_CELL, header_height
 from facelab.workspace import Workspace, read_image
 from facelab.workspace.images import to_uint8
 
@@ -100,17 +101,22 @@ def test_stops_and_previews(tmp_path, aligned_faceset):
     r = train(ws, "m", "saehd", TINY, _opts(target_iter=r.iteration + 1, preview_history=True), CPU, src_dir=src,
               dst_dir=dst)
 
-    res = TINY["resolution"]
+    res, cell = TINY["resolution"], MIN_CELL  # a 32 px model's cells are enlarged to 128 px
     grid = read_image(ws.model("m") / "preview.png")
-    h = header_height(res)
-    assert grid.shape == (h + 4 * res, len(COLUMNS) * res, 3)
+    h = header_height(cell)
+    assert grid.shape == (h + 4 * cell, len(COLUMNS) * cell, 3)
     # the src and dst columns show the loader's fixed, unaugmented preview faces
+
+    def enlarged(face):
+        return to_uint8(np.clip(cv2.resize(face.permute(1, 2, 0).numpy(), (cell, cell),
+                                           interpolation=cv2.INTER_CUBIC), 0, 1))
+
     with FaceLoader(src, dst, res, "full", _opts(), workers=0) as loader:
         fixed_src, fixed_dst = loader.preview_samples(4)
     for i in range(4):
-        row = grid[h + i * res: h + (i + 1) * res]
-        np.testing.assert_array_equal(row[:, :res], to_uint8(fixed_src[i].permute(1, 2, 0).numpy()))
-        np.testing.assert_array_equal(row[:, 2 * res: 3 * res], to_uint8(fixed_dst[i].permute(1, 2, 0).numpy()))
+        row = grid[h + i * cell: h + (i + 1) * cell]
+        np.testing.assert_array_equal(row[:, :cell], enlarged(fixed_src[i]))
+        np.testing.assert_array_equal(row[:, 2 * cell: 3 * cell], enlarged(fixed_dst[i]))
     assert read_image(ws.model("m") / "loss.png").shape == (300, 800, 3)
     assert [p.name for p in (ws.model("m") / "previews").iterdir()] == [f"{r.iteration:07d}.png"]
 
