@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from facelab.align.template import TEMPLATE_33, TEMPLATE_INDICES
+from facelab.align.template import MEAN_FACE_3D, TEMPLATE_33, TEMPLATE_INDICES
 from facelab.errors import FacelabError
 
 FACE_TYPES: tuple[str, ...] = ("half", "mid-full", "full", "whole_face", "head")
@@ -28,6 +28,8 @@ _ALIASES: dict[str, str] = {
     "midfull_face": "mid-full", "f": "full", "full_face": "full", "wf": "whole_face", "whole-face": "whole_face",
     "whole": "whole_face",
 }
+#: Every spelling :func:`canonical_face_type` accepts: the face types, then DeepFaceLab's aliases.
+FACE_TYPE_NAMES: tuple[str, ...] = FACE_TYPES + tuple(_ALIASES)
 
 
 def canonical_face_type(name: str) -> str:
@@ -127,6 +129,19 @@ def face_transform(landmarks: np.ndarray, size: int, face_type: str, scale: floa
     src = np.stack([centre - tb * half_diag, centre + bt * half_diag, centre + tb * half_diag])
     dst = np.array([(0.0, 0.0), (float(size), 0.0), (float(size), float(size))])
     return _affine_from_3(src, dst)
+
+
+def frontal_landmarks(size: int, face_type: str = "whole_face") -> np.ndarray:
+    """(68, 2) float64 landmarks of the frontal mean face as they land in an aligned crop of ``size`` pixels.
+
+    The 3D mean face is projected orthographically, fitted onto the unit-square template and then mapped with the
+    face type's frame->face transform; useful as a synthetic, exactly frontal face for tests and previews.
+    """
+    pts = MEAN_FACE_3D[:, :2].copy()
+    to_unit = umeyama(pts[list(TEMPLATE_INDICES)], TEMPLATE_33)[:2]
+    unit = transform_points(pts, to_unit)
+    frame = unit * 100.0 + 100.0  # any frame placement; the face transform removes it
+    return transform_points(frame, face_transform(frame, size, face_type))
 
 
 def warp_to_face(image: np.ndarray, mat: np.ndarray, size: int, interpolation: int = cv2.INTER_LANCZOS4,

@@ -2,7 +2,8 @@
 
 ``TEMPLATE_33`` is DeepFaceLab's ``landmarks_2D_new``: the 33 non-jaw points of the iBUG-68 scheme (indices 17-48
 and 54) of a mean frontal face placed in the unit square, x right, y down. ``MEAN_FACE_3D`` is the 68-point 3D
-mean face (x right, y down, z away from the camera) used with solvePnP for head pose.
+mean face (x right, y down, z away from the camera) used with solvePnP for head pose. Data only: the geometry
+that uses them (including the frontal face, ``frontal_landmarks``) lives in :mod:`facelab.align.geometry`.
 """
 
 from __future__ import annotations
@@ -55,17 +56,3 @@ MEAN_FACE_3D = np.array([
     [0.205322, 31.408738, -21.903670], [-7.198266, 30.844876, -20.328022],  # 48-67 mouth
 ], dtype=np.float64)
 
-
-def frontal_landmarks(size: int, face_type: str = "whole_face") -> np.ndarray:
-    """(68, 2) float64 landmarks of the frontal mean face as they land in an aligned crop of ``size`` pixels.
-
-    The 3D mean face is projected orthographically, fitted onto the unit-square template and then mapped with the
-    face type's frame->face transform; useful as a synthetic, exactly frontal face for tests and previews.
-    """
-    from facelab.align.geometry import face_transform, transform_points, umeyama
-
-    pts = MEAN_FACE_3D[:, :2].copy()
-    to_unit = umeyama(pts[list(TEMPLATE_INDICES)], TEMPLATE_33)[:2]
-    unit = transform_points(pts, to_unit)
-    frame = unit * 100.0 + 100.0  # any frame placement; the face transform removes it
-    return transform_points(frame, face_transform(frame, size, face_type))

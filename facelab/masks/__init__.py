@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from facelab.masks.learner import MASK_LEARNERS
 from facelab.utils.registry import Registry
 from facelab.workspace.faces import FaceMeta
 
-#: name -> ``f(meta) -> float32 (size, size)`` mask on the face grid, for sources that need no trained model
+#: name -> ``f(meta) -> float32 (size, size)`` mask on the face grid, for sources that need no trained model;
+#: the learned ones (BAS, SAT) are :data:`MASK_LEARNERS`
 MASK_SOURCES: Registry = Registry("mask source")
 
 
@@ -18,4 +20,4 @@ def hull_source(meta: FaceMeta) -> np.ndarray:
     return hull_mask(meta.lm_face, meta.size)
 
 
-__all__ = ["MASK_SOURCES", "hull_source"]
+__all__ = ["MASK_LEARNERS", "MASK_SOURCES", "hull_source"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -21,42 +20,64 @@ import torch.nn.functional as F
 from torch import nn
 
 from facelab.masks.occluders import paste_occluder
+from facelab.utils.config import setting
+from facelab.utils.progress import Progress
+from facelab.utils.registry import Registry
 from facelab.wsol.losses import LossWeights
-from facelab.wsol.models import BasNet, WsolArch, create_wsol_model
+from facelab.wsol.models import DEFAULT_BACKBONE, BasNet, WsolArch, create_wsol_model
 from facelab.wsol.trainer import method_losses
+from facelab.wsol.vit import SAT_BACKBONES
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
+
+#: the learned mask sources: name (also the ``source`` of the masks it stores) -> ``f(cfg) -> WsolArch``
+MASK_LEARNERS: Registry[WsolArch] = Registry("mask learner")
+
+
+def learner_help() -> str:
+    """The ``--method`` help: each registered learner and what it is."""
+    return "Occluder learner: " + "; ".join(f"{e.name}: {e.help}" for e in MASK_LEARNERS) + "."
 
 
 @dataclass(frozen=True)
 class MaskLearnConfig:
     """Settings of the occluder learner; ``area_r`` is SAT's target occluder share on occluded crops."""
 
-    method: str = "bas"
-    size: int = 64
-    steps: int = 600
-    batch_size: int = 32
-    lr: float = 2e-3
-    alpha: float = 0.5
-    beta: float = 1.0
-    area_r: float = 0.15
-    neg_weight: float = 1.0
-    refine_steps: int = 0  # > 0: also fit the refinement U-Net (kept only when it helps on validation)
-    sat_backbone: str = "vit_tiny_scratch"
-    seed: int = 0
+    method: str = setting("bas", learner_help, choices=MASK_LEARNERS.names)
+    size: int = setting(64, "Learner input size in pixels.")
+    steps: int = setting(600, "Training steps of the occluder learner.")
+    batch_size: int = setting(32, "Batch size.", flag="batch")
+    lr: float = setting(2e-3, "Learning rate.")
+    alpha: float = setting(0.5, "BAS foreground-guidance weight.")
+    beta: float = setting(1.0, "BAS area weight.")
+    area_r: float = setting(0.15, "SAT target occluder share on occluded crops.")
+    neg_weight: float = setting(1.0, "Weight of the occluder maps of clean faces (they should stay empty).")
+    refine_steps: int = setting(0, "Steps of the refinement U-Net on the learner's masks (kept only when it helps "
+                                   "on validation); 0 = none.")
+    sat_backbone: str = setting(DEFAULT_BACKBONE["sat"], "ViT of the sat learner.", choices=SAT_BACKBONES.names)
+    seed: int = setting(0, "Random seed.")
 
     def __post_init__(self) -> None:
-        if self.method not in ("bas", "sat"):
-            raise ValueError("method must be bas or sat")
+        if self.method not in MASK_LEARNERS:
+            raise ValueError(f"method must be one of {', '.join(MASK_LEARNERS.names())}, not {self.method!r}")
+        if self.sat_backbone not in SAT_BACKBONES:
+            raise ValueError(f"sat_backbone must be one of {', '.join(SAT_BACKBONES.names())}")
         if self.size < 32 or self.steps < 0 or self.batch_size < 2:
             raise ValueError("size >= 32, steps >= 0 and batch_size >= 2 are required")
 
     @property
     def arch(self) -> WsolArch:
-        if self.method == "bas":
-            return WsolArch("bas", "tiny", 2, head_act="softplus")
-        return WsolArch("sat", self.sat_backbone, 2)
+        return MASK_LEARNERS.create(self.method, self)
+
+
+@MASK_LEARNERS.register("bas", "BAS on the tiny CNN with a softplus head, trains on a CPU in minutes")
+def bas_learner(cfg: MaskLearnConfig) -> WsolArch:
+    return WsolArch("bas", "tiny", 2, head_act="softplus")
+
+
+@MASK_LEARNERS.register("sat", "SAT on a small ViT (the sat_backbone setting), map of its spatial token")
+def sat_learner(cfg: MaskLearnConfig) -> WsolArch:
+    return WsolArch("sat", cfg.sat_backbone, 2)
 
 
 def synth_batch(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], rng: np.random.Generator,

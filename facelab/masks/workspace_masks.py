@@ -1,17 +1,19 @@
 """Mask stages on a workspace: train the occluder learner on a side's faces, apply it, remove stored masks.
 
-The model lives in ``model/mask_<method>/`` (config.json + ckpt_last.pt, atomic, ``weights_only`` loading). Masks
-are stored in each face file as a named :class:`MaskRecord` (metadata only; pixels untouched).
+The learner lives in ``model/mask_<method>/`` in facelab's one checkpoint format (:mod:`facelab.utils.checkpoint`)
+with kind ``mask``: config.json says ``"kind": "mask"``, so listing swap models never mistakes it for one.
+``ckpt_last.pt`` is the newest learner; each training run also leaves ``ckpt_<run:07d>.pt`` (the newest
+``backups`` kept) so a worse retrain can be undone. Masks are stored in each face file as a named
+:class:`MaskRecord` (metadata only; pixels untouched).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,16 +37,17 @@ from facelab.masks.learner import (
     train_refiner,
 )
 from facelab.masks.occluders import background_crops, package_textures
-from facelab.utils.atomic import atomic_path, atomic_write_text
-from facelab.utils.torch_io import load_tensors
+from facelab.utils import checkpoint as ckio
+from facelab.utils.progress import Progress
 from facelab.workspace import Workspace
 from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, readable, update_meta
 from facelab.workspace.images import read_image
 from facelab.wsol.models import create_wsol_model
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
-FORMAT_VERSION = 1
+KIND = "mask"
+REQUIRED = ("cfg", "threshold", "learner", "refiner")
+BACKUPS = 2  # learners of earlier training runs kept as numbered backups
 MASK_STORE_MAX = 256  # stored masks are at most this many pixels wide
 
 
@@ -104,6 +107,8 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
     ``occluded_list``: optional file of face names a person tagged "occluded" (e.g. a hand over the face); those
     faces become real occluded examples instead of clean ones.
     """
+    out = ws.model(f"mask_{cfg.method}")
+    ckio.check_folder_kind(out, KIND)  # before minutes of training, not after
     rng = np.random.default_rng(cfg.seed)
     faces, hulls, bg, used = load_side_faces(ws, side, cfg.size, rng)
     tags = read_tags(occluded_list, [p.name for p in used]) if occluded_list else np.zeros(len(faces), bool)
@@ -130,7 +135,6 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
             t, d = rt, rd
         else:
             refiner = None
-    out = ws.model(f"mask_{cfg.method}")
     info = {"faces": len(faces), "tagged_occluded": int(tags.sum()), "dilation": d, "val_iou": val_iou, "val_iou_refined": ref_iou,
             "seconds": round(time.time() - t0, 1)}
     save_mask_model(out, learner, refiner, t, d, cfg, info)
@@ -138,23 +142,46 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
             "val_iou_refined": None if ref_iou is None else round(ref_iou, 4), "refiner_used": refiner is not None}
 
 
-def save_mask_model(out: Path, learner, refiner, t: float, d: int, cfg: MaskLearnConfig, info: dict) -> None:
-    state = {"format_version": FORMAT_VERSION, "kind": "mask", "cfg": asdict(cfg), "threshold": float(t),
-             "dilation": int(d),
-             "learner": learner.state_dict(), "refiner": refiner.state_dict() if refiner is not None else {}}
-    with atomic_path(Path(out) / "ckpt_last.pt") as tmp:
-        torch.save(state, tmp)
-    doc = {"format_version": FORMAT_VERSION, "kind": "mask", "cfg": asdict(cfg), "threshold": float(t), **info,
-           "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_text(Path(out) / "config.json", json.dumps(doc, indent=2))
+def save_mask_model(out: Path, learner: torch.nn.Module, refiner: RefineNet | None, t: float, d: int,
+                    cfg: MaskLearnConfig, info: dict, backups: int = BACKUPS) -> Path:
+    """Write ``config.json`` (kind ``mask``) and then ``ckpt_last.pt`` plus the numbered backup of this training
+    run, all atomic; config.json goes first so a folder with a checkpoint always says it holds a mask learner."""
+    out = Path(out)
+    ckio.check_folder_kind(out, KIND)
+    done = ckio.list_backups(out)
+    run = done[-1][0] + 1 if done else 1
+    state = {"format_version": ckio.FORMAT_VERSION, "kind": KIND, "run": run, "cfg": asdict(cfg),
+             "threshold": float(t), "dilation": int(d), "learner": learner.state_dict(),
+             "refiner": refiner.state_dict() if refiner is not None else {}}
+    ckio.write_config(out, {"kind": KIND, "run": run, "cfg": asdict(cfg), "threshold": float(t), **info})
+    return ckio.save_checkpoint(out, state, backups, iteration=run)
+
+
+def migrate(state: dict[str, Any]) -> dict[str, Any]:
+    """A mask checkpoint dict in the current layout. The first learners (format 1, no ``dilation``) widened
+    nothing, and their refiner kept pixels of p(visible) >= 0.5, i.e. a refined score <= 0.5."""
+    if "dilation" in state:
+        return state
+    threshold = 0.5 if state["refiner"] else float(state["threshold"])
+    return {**state, "dilation": 0, "threshold": threshold}
+
+
+def read_mask_checkpoint(out: Path) -> dict[str, Any]:
+    """The checked ``ckpt_last.pt`` of the mask learner folder ``out`` (safe loading; old layouts migrated)."""
+    path = ckio.last_path(out)
+    if not path.is_file():
+        raise FacelabError(f"no mask learner at {path}; train one first (`python main.py mask train`)")
+    return migrate(ckio.read_checkpoint(path, KIND, REQUIRED))
 
 
 def load_mask_model(out: Path, device: torch.device) -> MaskModel:
-    path = Path(out) / "ckpt_last.pt"
-    state = load_tensors(path, "mask model", "run `mask train` (with --force to replace a damaged one)")
-    if not isinstance(state, dict) or state.get("kind") != "mask" or state.get("format_version") != FORMAT_VERSION:
-        raise FacelabError(f"{path} is not a facelab mask model; run `mask train`")
-    cfg = MaskLearnConfig(**state["cfg"])
+    """The mask learner of folder ``out`` (and its refiner, if it kept one) in eval mode on ``device``."""
+    state = read_mask_checkpoint(out)
+    try:
+        cfg = MaskLearnConfig(**state["cfg"])
+    except (TypeError, ValueError) as exc:
+        raise FacelabError(f"{ckio.last_path(out)} holds mask learner settings this facelab cannot use ({exc}); "
+                           "train it again (`python main.py mask train`)") from exc
     learner = create_wsol_model(cfg.arch)
     learner.load_state_dict(state["learner"])
     refiner = None

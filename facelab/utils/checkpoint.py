@@ -19,7 +19,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -118,6 +118,14 @@ def config_kind(folder: Path) -> str:
     return str(kind)
 
 
+def check_folder_kind(folder: Path, kind: str) -> None:
+    """Refuse to write a ``kind`` checkpoint into a folder whose config.json records another kind (an unreadable
+    config.json is an error naming it); a folder without config.json is free."""
+    path = Path(folder) / CONFIG_NAME
+    if path.exists() and (found := config_kind(folder)) != kind:
+        raise FacelabError(f"{path} says the folder holds a {found} model, not a {kind} one; choose another folder")
+
+
 def backup_hint(folder: Path) -> str:
     backups = list_backups(folder)
     if backups:
@@ -126,12 +134,16 @@ def backup_hint(folder: Path) -> str:
 
 
 def read_checkpoint(path: Path, kind: str, required: tuple[str, ...] = (),
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+                    map_location: str | torch.device = "cpu",
+                    migrate: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Load a checkpoint file safely and check it: a dict of ``kind`` (files without a kind are swap models) with
-    every key of ``required``, of a format this facelab reads."""
+    every key of ``required``, of a format this facelab reads. ``migrate`` upgrades a loaded dict written by an
+    older facelab (e.g. one from before kinds existed) before those checks."""
     path = Path(path)
     hint = backup_hint(path.parent)
     ckpt = load_tensors(path, "checkpoint", hint, map_location)
+    if migrate is not None and isinstance(ckpt, dict):
+        ckpt = migrate(ckpt)
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or any(k not in ckpt for k in required):
         raise FacelabError(f"{path} is not a facelab {kind} checkpoint; {hint}")
     found = ckpt.get("kind", "swap")

@@ -1,6 +1,7 @@
 """Dataclass configs: defaults live in the dataclass; a config file overrides them; explicit flags override both.
 
-Flags default to ``None`` in the CLI so an unset flag never overrides a value by accident.
+Flags default to ``None`` in the CLI so an unset flag never overrides a value by accident; they are made from the
+fields' metadata (:func:`setting`, :mod:`facelab.cli.options`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,17 @@ import dataclasses
 import json
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from facelab.errors import FacelabError
 
 C = TypeVar("C")
+
+
+def setting(default: Any, help: str | Callable[[], str], **meta: Any) -> Any:
+    """A dataclass field with its default, one line of ``help`` (or a callable making it from a registry) and more
+    metadata for its flag (``choices``, ``range``, ``flag``, ``cli``; see :mod:`facelab.cli.options`)."""
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
 def load_config_file(path: str | Path | None) -> dict[str, Any]:
@@ -49,7 +56,8 @@ def build_config(cls: type[C], *layers: Mapping[str, Any] | None, source: str = 
             continue
         unknown = sorted(set(layer) - names)
         if unknown:
-            raise FacelabError(f"unknown {source} option(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            noun = source if source.endswith("option") else f"{source} option"
+            raise FacelabError(f"unknown {noun}(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         values.update({k: v for k, v in layer.items() if v is not None})
     try:
         return cls(**values)  # type: ignore[call-arg]

@@ -1,4 +1,5 @@
-"""CNN backbones for BAS, each split into ``early`` (the extractor f1, stride 8 at full size) and ``late`` (f2).
+"""CNN backbones for BAS, each split into ``early`` (the extractor f1, stride 8 at full size) and ``late`` (f2);
+InceptionV3 registers from :mod:`facelab.wsol.inception`, the registry and the parts are in :mod:`facelab.wsol.parts`.
 
 Every paper backbone keeps torchvision's module names inside its two parts, so an ImageNet state dict maps onto it
 with a simple key rename (``key_map``). ``width`` scales every channel count (1.0 = the paper's network; smaller
@@ -8,35 +9,13 @@ widths exist for fast tests and cannot load ImageNet weights).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 
-from facelab.utils.registry import Registry
+from facelab.wsol.parts import BAS_BACKBONES, BackboneParts
+from facelab.wsol.parts import channels as _ch
 
-
-@dataclass
-class BackboneParts:
-    """``early`` maps (B,3,H,W) to F (B,c_early,H/s,W/s); ``late`` maps F to (B,c_late,H/2s,W/2s).
-
-    ``key_map`` renames a torchvision/third-party state-dict key to ours (None = not part of this backbone).
-    """
-
-    early: nn.Module
-    late: nn.Module
-    c_early: int
-    c_late: int
-    stride: int
-    head_width: int
-    key_map: Callable[[str], str | None]
-
-
-BAS_BACKBONES: Registry[BackboneParts] = Registry("BAS backbone")
-
-
-def _ch(n: int, width: float) -> int:
-    return max(4, int(round(n * width)))
+__all__ = ["BAS_BACKBONES", "BackboneParts", "mobilenetv1", "resnet50", "tiny_cnn", "vgg16"]
 
 
 # -- tiny from-scratch CNN ----------------------------------------------------------------------------------------
@@ -188,12 +167,3 @@ def mobilenetv1(width: float = 1.0) -> BackboneParts:
 
     return BackboneParts(early, late, _ch(512, width), _ch(1024, width), 8, _ch(1024, width), key_map)
 
-
-def _register_inception() -> None:
-    from facelab.wsol.inception import inception_v3_parts
-
-    BAS_BACKBONES.register("inceptionv3", "InceptionV3 (torchvision naming): f1 to Mixed_6e, f2 = Mixed_7a-c")(
-        inception_v3_parts)
-
-
-_register_inception()

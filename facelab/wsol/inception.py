@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facelab.wsol.parts import BAS_BACKBONES, BackboneParts, channels
+
 
 class BasicConv2d(nn.Module):
     def __init__(self, cin: int, cout: int, **kw) -> None:
@@ -167,12 +169,12 @@ class InceptionLate(nn.Module):
         return self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))
 
 
-def inception_v3_parts(width: float = 1.0):
+@BAS_BACKBONES.register("inceptionv3", "InceptionV3 (torchvision naming): f1 to Mixed_6e, f2 = Mixed_7a-c")
+def inception_v3_parts(width: float = 1.0) -> BackboneParts:
     """InceptionV3 split for BAS (see module docstring)."""
-    from facelab.wsol.backbones import BackboneParts, _ch
 
     def c(n: int) -> int:
-        return _ch(n, width)
+        return channels(n, width)
 
     early = InceptionEarly(c)
     late = InceptionLate(early.out_channels, c)

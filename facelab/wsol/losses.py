@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from facelab.utils.config import setting
+
 # SAT's fixed 3x3 near-delta smoothing kernel for the normalisation loss
 SAT_KERNEL = torch.tensor([[0.0026, 0.046, 0.0026], [0.046, 0.805, 0.046], [0.0026, 0.046, 0.0026]])
 
@@ -17,12 +19,12 @@ class LossWeights:
     value once the background activation reaches the full one; neg_weight: gamma on maps of ``negative_class``
     images (-1 = vanilla, no negative class); positive-only SAT area loss when a negative class is set."""
 
-    alpha: float = 0.5
-    beta: float = 1.0
-    area_r: float = 0.25
-    bas_const: float = 0.0
-    negative_class: int = -1
-    neg_weight: float = 0.0
+    alpha: float = setting(0.5, "BAS foreground-guidance weight.")
+    beta: float = setting(1.0, "BAS area weight.")
+    area_r: float = setting(0.25, "SAT target foreground share.")
+    bas_const: float = setting(0.0, "BAS ratio once the background activation reaches the full one.")
+    negative_class: int = setting(-1, "Class whose maps should stay empty; -1 = none (vanilla).")
+    neg_weight: float = setting(0.0, "Weight of the maps of negative_class images.")
 
 
 def bas_background_loss(s_bg_y: torch.Tensor, s_y: torch.Tensor, const: float = 0.0) -> torch.Tensor:

@@ -15,10 +15,28 @@ from torch import nn
 from torch.func import functional_call
 
 from facelab.errors import FacelabError
-from facelab.wsol.backbones import BAS_BACKBONES, BackboneParts
-from facelab.wsol.vit import VIT_SPECS, SpatialVit, vit_key_map
+from facelab.utils.config import setting
+from facelab.utils.registry import Registry
+from facelab.wsol.parts import BAS_BACKBONES, BackboneParts
+from facelab.wsol.vit import SAT_BACKBONES, SpatialVit, vit_key_map
 
-METHODS = ("bas", "sat")
+#: method -> the registry of its backbones (the methods and their backbones are listed here and nowhere else)
+BACKBONES: dict[str, Registry] = {"bas": BAS_BACKBONES, "sat": SAT_BACKBONES}
+METHODS: tuple[str, ...] = tuple(BACKBONES)
+DEFAULT_BACKBONE: dict[str, str] = {"bas": "tiny", "sat": "vit_tiny_scratch"}
+HEAD_ACTS = ("relu", "softplus")
+
+
+def backbone_names() -> list[str]:
+    """Every backbone name of every method, from the backbone registries."""
+    return [name for registry in BACKBONES.values() for name in registry.names()]
+
+
+def backbone_help() -> str:
+    """The backbones of each method, from the registries."""
+    return "Backbone: " + "; ".join(f"{m}: {'|'.join(r.names())}" for m, r in BACKBONES.items()) + "."
+
+
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 
@@ -27,18 +45,20 @@ _STD = (0.229, 0.224, 0.225)
 class WsolArch:
     """Fixed when a model is created; stored in its checkpoint."""
 
-    method: str = "bas"
-    backbone: str = "tiny"
-    num_classes: int = 2
-    width: float = 1.0
-    head_act: str = "relu"  # BAS's last head activation; softplus never dies (used by the 2-class mask learner)
+    method: str = setting("bas", "Localisation method.", choices=METHODS)
+    backbone: str = setting(DEFAULT_BACKBONE["bas"], backbone_help, choices=backbone_names,
+                            default_text=" / ".join(f"{DEFAULT_BACKBONE[m]} ({m})" for m in BACKBONES))
+    num_classes: int = setting(2, "Classes of the data.", cli=False)  # the command counts them in the data
+    width: float = setting(1.0, "Channel multiplier of BAS CNNs.")
+    head_act: str = setting("relu", "BAS head's last activation: relu (paper) or softplus (no dead classes on "
+                                    "small data; the 2-class mask learner's).", choices=HEAD_ACTS)
 
     def __post_init__(self) -> None:
-        if self.head_act not in ("relu", "softplus"):
+        if self.head_act not in HEAD_ACTS:
             raise ValueError("head_act must be relu or softplus")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, not {self.method!r}")
-        names = BAS_BACKBONES.names() if self.method == "bas" else list(VIT_SPECS)
+        names = BACKBONES[self.method].names()
         if self.backbone not in names:
             raise ValueError(f"backbone {self.backbone!r} is not one of {names} for {self.method}")
         if self.num_classes < 1:
@@ -144,7 +164,7 @@ class SatNet(nn.Module):
     def __init__(self, spec_name: str, num_classes: int) -> None:
         super().__init__()
         self.norm = _Normalize()
-        self.backbone = SpatialVit(VIT_SPECS[spec_name])
+        self.backbone = SpatialVit(SAT_BACKBONES.create(spec_name))
         self.head = nn.Conv2d(self.backbone.spec.dim, num_classes, 3, padding=1)
 
     def pretrained_key(self, key: str) -> str | None:

@@ -1,24 +1,26 @@
-"""Train and evaluate BAS/SAT on CUB-format data; checkpoints like the train stage.
+"""Train and evaluate BAS/SAT on CUB-format data; checkpoints in facelab's one format (kind ``wsol``).
 
-``<out>/config.json`` (readable: arch, train config, epochs done) and ``<out>/ckpt_last.pt`` (plain types and
-tensors, ``torch.load(weights_only=True)``), both written atomically. Training resumes from ``ckpt_last.pt``.
+``<out>/config.json`` (readable: arch, train config, epochs done, created / updated), ``<out>/ckpt_last.pt`` and
+numbered backups ``ckpt_<epoch:07d>.pt`` (the newest ``backups`` kept): see :mod:`facelab.utils.checkpoint`.
+Training resumes from ``ckpt_last.pt``. Runs written before that format (format 1, no ``kind`` in the checkpoint)
+are read through :func:`migrate`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from facelab.errors import FacelabError
-from facelab.utils.atomic import atomic_path, atomic_write_text
-from facelab.utils.torch_io import load_tensors
+from facelab.utils import checkpoint as ckio
+from facelab.utils.config import setting
+from facelab.utils.progress import Progress
 from facelab.wsol.data import WsolDataset, WsolRecord, collate, load_split
 from facelab.wsol.losses import LossWeights, bas_losses, sat_losses
 from facelab.wsol.metrics import LocMeter
@@ -26,8 +28,12 @@ from facelab.wsol.models import WsolArch, create_wsol_model
 from facelab.wsol.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
-Progress = Callable[..., None]
+KIND = "wsol"
+REQUIRED = ("arch", "train", "epoch", "model", "optimizer", "rng")
+LEGACY_VERSION = 1  # WSOL checkpoints before the shared format: no ``kind`` key
+
+
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclass(frozen=True)
@@ -35,21 +41,22 @@ class WsolTrainConfig:
     """Schedule settings (may change between runs). ``lr`` is the backbone rate; heads/generator get 10x with
     SGD as in BAS. ``optimizer``: adamw | sgd."""
 
-    input_size: int = 224
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 5e-4
-    crop_ratio: float = 0.875
-    seed: int = 0
-    weights: LossWeights = LossWeights()
+    input_size: int = setting(224, "Input size in pixels.", flag="size")
+    epochs: int = setting(10, "Epochs to train (in all, counting those of a resumed run).")
+    batch_size: int = setting(32, "Batch size.", flag="batch")
+    lr: float = setting(1e-3, "Learning rate of the backbone (SGD: heads 10x).")
+    optimizer: str = setting("adamw", "Optimizer.", choices=OPTIMIZERS)
+    weight_decay: float = setting(5e-4, "Weight decay (none on biases, norms and tokens).")
+    crop_ratio: float = setting(0.875, "Centre-crop share of the resized image at evaluation.")
+    seed: int = setting(0, "Random seed.")
+    weights: LossWeights = setting(LossWeights(), "Loss weights (their own flags).", cli=False)
+    backups: int = setting(2, "Numbered per-epoch backups kept beside ckpt_last.pt.")
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError("optimizer must be adamw or sgd")
-        if self.input_size < 32 or self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("input_size >= 32, epochs >= 0, batch_size >= 1 and lr > 0 are required")
+        if self.input_size < 32 or self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.backups < 0:
+            raise ValueError("input_size >= 32, epochs >= 0, batch_size >= 1, lr > 0 and backups >= 0 are required")
 
 
 def method_losses(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -118,15 +125,22 @@ def evaluate(model: torch.nn.Module, records: list[WsolRecord], size: int, devic
     return meter.summary()
 
 
-def save_checkpoint(out: Path, model, opt, arch: WsolArch, cfg: WsolTrainConfig, epoch: int,
-                    history: list[dict]) -> None:
-    state = {"format_version": FORMAT_VERSION, "arch": asdict(arch), "train": _cfg_dict(cfg), "epoch": epoch,
-             "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state()}
-    with atomic_path(out / "ckpt_last.pt") as tmp:
-        torch.save(state, tmp)
-    doc = {"format_version": FORMAT_VERSION, "kind": "wsol", "arch": asdict(arch), "train": _cfg_dict(cfg),
-           "epochs_done": epoch, "history": history, "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_text(out / "config.json", json.dumps(doc, indent=2))
+def make_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, arch: WsolArch, cfg: WsolTrainConfig,
+                    epoch: int) -> dict[str, Any]:
+    """The checkpoint dict of a run after ``epoch`` epochs (plain types and tensors only)."""
+    return {"format_version": ckio.FORMAT_VERSION, "kind": KIND, "arch": asdict(arch), "train": _cfg_dict(cfg),
+            "epoch": int(epoch), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "rng": torch.get_rng_state()}
+
+
+def save_checkpoint(out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, arch: WsolArch,
+                    cfg: WsolTrainConfig, epoch: int, history: list[dict]) -> Path:
+    """Write ``config.json`` and ``ckpt_last.pt`` (+ the backup of ``epoch``), both atomic; returns the latter.
+
+    config.json goes first, so a folder with a checkpoint always says what it holds."""
+    ckio.write_config(out, {"kind": KIND, "arch": asdict(arch), "train": _cfg_dict(cfg), "epochs_done": int(epoch),
+                            "history": history})
+    return ckio.save_checkpoint(out, make_checkpoint(model, opt, arch, cfg, epoch), cfg.backups, iteration=epoch)
 
 
 def _cfg_dict(cfg: WsolTrainConfig) -> dict:
@@ -139,12 +153,19 @@ def train_config_from_dict(d: dict) -> WsolTrainConfig:
     return WsolTrainConfig(**d)
 
 
-def read_checkpoint(out: Path) -> dict:
-    path = Path(out) / "ckpt_last.pt"
-    state = load_tensors(path, "WSOL checkpoint", f"train one with `wsol train --out {out}`")
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or "arch" not in state:
-        raise FacelabError(f"{path} is not a facelab WSOL checkpoint (format {FORMAT_VERSION})")
+def migrate(state: dict[str, Any]) -> dict[str, Any]:
+    """A WSOL checkpoint dict in the current layout: format 1 (before the shared format) had no ``kind``."""
+    if "kind" not in state and state.get("format_version") == LEGACY_VERSION and "epoch" in state:
+        return {**state, "kind": KIND}
     return state
+
+
+def read_checkpoint(out: Path) -> dict[str, Any]:
+    """The checked ``ckpt_last.pt`` of the WSOL folder ``out`` (safe loading; old formats migrated)."""
+    path = ckio.last_path(out)
+    if not path.is_file():
+        raise FacelabError(f"no WSOL checkpoint at {path}; train one with `python main.py wsol train --out {out}`")
+    return ckio.read_checkpoint(path, KIND, REQUIRED, migrate=migrate)
 
 
 def load_wsol(out: Path, device: torch.device) -> tuple[torch.nn.Module, WsolArch, WsolTrainConfig, dict]:
@@ -156,8 +177,16 @@ def load_wsol(out: Path, device: torch.device) -> tuple[torch.nn.Module, WsolArc
     return model.to(device).eval(), arch, train_config_from_dict(state["train"]), state
 
 
+def _drop_backups(out: Path) -> None:
+    """Remove the numbered backups of a run that ``--force`` replaces (they would outnumber the new run's)."""
+    for _, path in ckio.list_backups(out):
+        log.info("removing %s of the replaced run", path)
+        path.unlink(missing_ok=True)
+
+
 def _resume_or_create(out: Path, arch: WsolArch, cfg: WsolTrainConfig, device, pretrained, force: bool):
-    if (out / "ckpt_last.pt").is_file() and not force:
+    ckio.check_folder_kind(out, KIND)  # never over a swap model or a mask learner, even with --force
+    if ckio.has_checkpoint(out) and not force:
         state = read_checkpoint(out)
         stored = WsolArch(**state["arch"])
         if stored != arch:
@@ -169,6 +198,8 @@ def _resume_or_create(out: Path, arch: WsolArch, cfg: WsolTrainConfig, device, p
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         return model, opt, int(state["epoch"])
+    if force:
+        _drop_backups(out)
     torch.manual_seed(cfg.seed)
     model = create_wsol_model(arch)
     if pretrained:

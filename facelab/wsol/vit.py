@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from facelab.utils.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,27 @@ class VitSpec:
     conv_stem: bool = False  # small from-scratch variant: a conv stem instead of a single patchify conv
 
 
-VIT_SPECS = {
-    "deit_tiny": VitSpec(192, 12, 3, 16, 14),
-    "deit_small": VitSpec(384, 12, 6, 16, 14),
-    "vit_tiny_scratch": VitSpec(64, 4, 4, 8, 8, gated=2, mlp_ratio=2.0, conv_stem=True),
-}
+#: name -> ``f() -> VitSpec``: the SAT backbones
+SAT_BACKBONES: Registry[VitSpec] = Registry("SAT backbone")
+
+
+@SAT_BACKBONES.register("deit_tiny", "DeiT-Tiny (192 wide, 12 blocks, patch 16): takes DeiT ImageNet weights")
+def deit_tiny() -> VitSpec:
+    return VitSpec(192, 12, 3, 16, 14)
+
+
+@SAT_BACKBONES.register("deit_small", "DeiT-Small (384 wide, 12 blocks, patch 16): takes DeiT ImageNet weights")
+def deit_small() -> VitSpec:
+    return VitSpec(384, 12, 6, 16, 14)
+
+
+@SAT_BACKBONES.register("vit_tiny_scratch", "small from-scratch ViT (64 wide, 4 blocks, conv stem, patch 8)")
+def vit_tiny_scratch() -> VitSpec:
+    return VitSpec(64, 4, 4, 8, 8, gated=2, mlp_ratio=2.0, conv_stem=True)
+
+
+#: read-only view of the registry, name -> spec (kept for callers that look specs up by name)
+VIT_SPECS: Mapping[str, VitSpec] = MappingProxyType({e.name: e.factory() for e in SAT_BACKBONES})
 
 
 class PatchEmbed(nn.Module):
