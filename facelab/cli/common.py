@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import click
 from tqdm import tqdm
 
+from facelab.utils.device import DEVICE_CHOICES
+from facelab.utils.progress import Progress
 from facelab.workspace import Workspace
 
 workspace_option = click.option(
@@ -19,7 +21,7 @@ config_option = click.option(
     help="JSON or TOML file of settings (flags override it).",
 )
 device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None, help="Compute device [auto].",
+    "--device", type=click.Choice(DEVICE_CHOICES), default=None, help="Compute device [auto].",
 )
 force_option = click.option("--force", is_flag=True, help="Redo finished items instead of resuming.")
 
@@ -31,18 +33,21 @@ def get_workspace(path: Path) -> Workspace:
 
 
 def progress(total: int | None, desc: str, unit: str = "it") -> tqdm:
-    """A tqdm bar on stderr; library code reports through a callback that calls ``bar.update``."""
+    """A tqdm bar on stderr; library code reports to it through :func:`progress_callback`."""
     return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=True)
 
 
-def progress_callback(bar: tqdm) -> Callable[..., None]:
-    def cb(n: int = 1, **postfix) -> None:
-        total = postfix.pop("total", None)
+def progress_callback(bar: tqdm) -> Progress:
+    """The one adapter of :data:`facelab.utils.progress.Progress` to a bar: ``cb(n=1, total=None, **info)``
+    advances by ``n``, sets the total when given and shows ``info`` beside the bar."""
+
+    def cb(n: int = 1, **info: Any) -> None:
+        total = info.pop("total", None)
         if total is not None:
             bar.total = total
             bar.refresh()
-        if postfix:
-            bar.set_postfix(postfix, refresh=False)
+        if info:
+            bar.set_postfix(info, refresh=False)
         bar.update(n)
 
     return cb

@@ -6,17 +6,16 @@ from pathlib import Path
 
 import click
 
-from facelab.align.geometry import FACE_TYPES
-from facelab.align.smooth import SMOOTH_METHODS
 from facelab.cli.common import (
     config_option,
-    device_option,
     echo_summary,
     force_option,
     get_workspace,
     progress,
+    progress_callback,
     workspace_option,
 )
+from facelab.cli.options import config_options
 from facelab.detect import DETECTORS, detector_available, weight_dirs
 from facelab.errors import FacelabError
 from facelab.extract import ExtractConfig, extract_faces
@@ -35,22 +34,9 @@ def _sides(target: str | None, side: str | None) -> list[str]:
     return ["src", "dst"] if chosen == "both" else [chosen]
 
 
-def _bar_callback(bar):
-    def cb(n: int = 1, **postfix) -> None:
-        if postfix:
-            bar.set_postfix(postfix, refresh=False)
-        bar.update(n)
-
-    return cb
-
-
 def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, force: bool, title: str) -> None:
-    from facelab.workspace.images import list_images
-
-    total = len(list_images(frames)) if frames.is_dir() else 0
-    with progress(total, f"extract {title}", unit="frame") as bar:
-        result = extract_faces(frames, aligned, cfg, _bar_callback(bar), source_root=root, force=force)
-        bar.update(max(0, total - bar.n))
+    with progress(None, f"extract {title}", unit="frame") as bar:
+        result = extract_faces(frames, aligned, cfg, progress_callback(bar), source_root=root, force=force)
     echo_summary(f"extract {title}: {aligned}", result.summary())
 
 
@@ -63,28 +49,7 @@ def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, fo
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Aligned faces folder [<input>/aligned].")
 @config_option
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default=None, help="Face detector [dlib-hog].")
-@click.option("--landmarks", type=click.Choice(LANDMARKS.names()), default=None, help="Landmarks [dlib68].")
-@click.option("--face-type", type=click.Choice(list(FACE_TYPES) + ["half_face", "full_face", "midfull_face", "wf"]),
-              default=None, help="Crop type [whole_face].")
-@click.option("--size", type=int, default=None, help="Face image size in pixels [512].")
-@click.option("--jpeg-quality", type=int, default=None, help="JPEG quality 1-100 [95].")
-@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default=None, help="Face files [jpg].")
-@click.option("--interpolation", type=click.Choice(["lanczos4", "cubic", "linear"]), default=None,
-              help="Resampling of the aligned face [cubic].")
-@click.option("--max-faces", type=int, default=None, help="Keep the N largest faces per frame, 0 = all [0].")
-@click.option("--min-face", type=int, default=None, help="Smallest face box side in pixels [40].")
-@click.option("--min-fit", type=float, default=None, help="Face check threshold; lower keeps more [0.0].")
-@click.option("--rotations/--no-rotations", default=None, help="Retry 90/270/180 degree turns when none found.")
-@click.option("--debug/--no-debug", default=None, help="Write aligned_debug/ frames with boxes and landmarks.")
-@click.option("--smooth/--no-smooth", default=None, help="Smooth landmarks over frames of single-face runs.")
-@click.option("--smooth-method", type=click.Choice(list(SMOOTH_METHODS)), default=None, help="[savgol].")
-@click.option("--smooth-window", type=int, default=None, help="Savitzky-Golay window in frames [7].")
-@click.option("--reference", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Photo of the person to keep; other identities are skipped.")
-@click.option("--reference-threshold", type=float, default=None, help="Identity distance to accept [0.6].")
-@click.option("--workers", type=int, default=None, help="Processes, 0 = one per core [0].")
-@device_option
+@config_options(ExtractConfig)
 @force_option
 def extract_cmd(target, workspace, side, input_dir, output_dir, config_file, force, **flags) -> None:
     """Detect faces, 68 landmarks and write aligned face files (resumes unless --force)."""
@@ -123,7 +88,8 @@ def backends_cmd() -> None:
 def sort_cmd(folder, workspace, side, method, count) -> None:
     """Sort face files (renamed 00001...); rejected faces move to <folder>_trash, never deleted."""
     folder = folder or get_workspace(workspace).aligned(side)
-    res = sort_faces(folder, method, count=count)
+    with progress(None, f"sort --by {method}", unit="face") as bar:
+        res = sort_faces(folder, method, count=count, progress=progress_callback(bar))
     echo_summary(f"sort --by {method}: {folder}", {"kept": res.kept, "trashed": res.trashed,
                                                   "skipped (unreadable)": res.skipped,
                                                   "trash folder": res.trash_dir or "-"})

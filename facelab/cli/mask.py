@@ -15,11 +15,16 @@ from facelab.cli.common import (
     progress_callback,
     workspace_option,
 )
+from facelab.cli.options import config_options
+from facelab.masks import MASK_LEARNERS
+from facelab.masks.learner import MaskLearnConfig
 from facelab.utils.device import select_device
 from facelab.workspace.faces import list_faces
 
 _SIDE = click.option("--side", type=click.Choice(["src", "dst"]), default="dst", show_default=True)
-_METHOD = click.option("--method", type=click.Choice(["bas", "sat"]), default="bas", show_default=True)
+_METHOD = click.option("--method", type=click.Choice(MASK_LEARNERS.names()), default=MaskLearnConfig.method,
+                       show_default=True,
+                       help="Occluder learner; " + "; ".join(f"{e.name}: {e.help}" for e in MASK_LEARNERS) + ".")
 
 
 @click.group("mask")
@@ -30,28 +35,22 @@ def mask() -> None:
 @mask.command("train")
 @workspace_option
 @_SIDE
-@_METHOD
-@click.option("--steps", type=int, default=None, help="Training steps of the occluder learner [600].")
-@click.option("--refine-steps", type=int, default=None, help="Steps of the refinement U-Net on the learner's masks [0 = none].")
-@click.option("--size", type=int, default=None, help="Learner input size in pixels [64].")
-@click.option("--batch", "batch_size", type=int, default=None)
-@click.option("--seed", type=int, default=None)
+@config_options(MaskLearnConfig)
 @click.option("--occluded-list", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file of face names (one a line) you tagged as occluded, e.g. a hand over the face.")
 @device_option
-def train_cmd(workspace, side, method, device, occluded_list, **flags) -> None:
+def train_cmd(workspace, side, device, occluded_list, **flags) -> None:
     """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders), plus
     optional yes/no tags of really occluded faces."""
-    from facelab.masks.learner import MaskLearnConfig
     from facelab.masks.workspace_masks import train_mask_model
     from facelab.utils.config import build_config
 
     ws = get_workspace(workspace)
-    cfg = build_config(MaskLearnConfig, {"method": method}, flags, source="mask train option")
-    with progress(cfg.steps + cfg.refine_steps, f"mask train {method}", "step") as bar:
+    cfg = build_config(MaskLearnConfig, flags, source="mask train option")
+    with progress(cfg.steps + cfg.refine_steps, f"mask train {cfg.method}", "step") as bar:
         result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar),
                                   occluded_list)
-    echo_summary(f"mask model ({method}) trained on data_{side}/aligned", result)
+    echo_summary(f"mask model ({cfg.method}) trained on data_{side}/aligned", result)
 
 
 @mask.command("apply")

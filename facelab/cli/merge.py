@@ -14,60 +14,16 @@ from facelab.cli.common import (
     force_option,
     get_workspace,
     progress,
+    progress_callback,
     workspace_option,
 )
-from facelab.merge.config import MODES, OUTPUT_FORMATS, SHARPEN_MODES
+from facelab.cli.options import config_options, pop_flags
+from facelab.merge.config import MergeConfig
 
 _PATH_DIR = click.Path(file_okay=False, path_type=Path)
 
-
-def _color_choices() -> list[str]:
-    from facelab.imageops.color import COLOR_TRANSFERS
-
-    return ["none", *COLOR_TRANSFERS.names()]
-
-
-# Every option defaults to None so it only overrides the config file when given.
-_SETTING_OPTIONS: list[Callable] = [
-    click.option("--mode", type=click.Choice(MODES), default=None, help="Merge mode [overlay]."),
-    click.option("--mask-mode", default=None,
-                 help="full | dst | learned-prd | learned-dst | learned-prd*learned-dst | learned-prd+learned-dst | "
-                      "stored:<name>[*learned-prd[*learned-dst]] [dst]."),
-    click.option("--erode", type=click.IntRange(-400, 400), default=None, help="Erode (>0) / dilate (<0) the mask, "
-                 "pixels at 4x model resolution [0]."),
-    click.option("--blur", type=click.IntRange(0, 400), default=None, help="Mask blur, pixels at 4x model res [64]."),
-    click.option("--face-scale", type=click.IntRange(-50, 50), default=None, help="Output face scale, percent [0]."),
-    click.option("--offset-x", type=click.FloatRange(-100, 100), default=None, help="Face shift, percent of size."),
-    click.option("--offset-y", type=click.FloatRange(-100, 100), default=None, help="Face shift, percent of size."),
-    click.option("--color", type=click.Choice(_color_choices()), default=None, help="Colour transfer [rct]."),
-    click.option("--masked-hist-match/--no-masked-hist-match", "masked_hist_match", default=None,
-                 help="hist-match inside the mask only [on]."),
-    click.option("--hist-match-threshold", type=click.IntRange(0, 255), default=None, help="[255]"),
-    click.option("--motion-blur", type=click.IntRange(0, 100), default=None, help="Motion blur power [0]."),
-    click.option("--sharpen", "sharpen_mode", type=click.Choice(SHARPEN_MODES), default=None, help="[none]"),
-    click.option("--sharpen-amount", type=click.IntRange(-100, 100), default=None, help="Negative blurs [0]."),
-    click.option("--denoise", type=click.IntRange(0, 500), default=None, help="Frame denoise power [0]."),
-    click.option("--bicubic-degrade", type=click.IntRange(0, 100), default=None, help="Frame degrade power [0]."),
-    click.option("--color-degrade", type=click.IntRange(0, 100), default=None, help="256-colour degrade [0]."),
-    click.option("--smooth/--no-smooth", "smooth", default=None, help="Smooth landmarks over time [on]."),
-    click.option("--smooth-window", type=click.IntRange(3, 99), default=None, help="Frames, odd [7]."),
-    click.option("--color-smooth", type=click.IntRange(1, 99), default=None, help="Colour statistics window, "
-                 "frames; 1 = off [5]."),
-    click.option("--batch", type=click.IntRange(1, 1024), default=None, help="Faces per model call [8]."),
-    click.option("--workers", type=click.IntRange(-1, 256), default=None, help="CPU worker processes; -1 = one per "
-                 "core, 0 = none [-1]."),
-    click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None, help="[png]"),
-]
-_SETTING_NAMES = ("mode", "mask_mode", "erode", "blur", "face_scale", "offset_x", "offset_y", "color",
-                  "masked_hist_match", "hist_match_threshold", "motion_blur", "sharpen_mode", "sharpen_amount",
-                  "denoise", "bicubic_degrade", "color_degrade", "smooth", "smooth_window", "color_smooth", "batch",
-                  "workers", "output_format")
-
-
-def setting_options(func: Callable) -> Callable:
-    for opt in reversed(_SETTING_OPTIONS):
-        func = opt(func)
-    return func
+#: One flag per MergeConfig field (default None: only a given flag overrides the config file).
+setting_options = config_options(MergeConfig)
 
 
 def _common(func: Callable) -> Callable:
@@ -87,7 +43,7 @@ def _prepare(kw: dict[str, Any]):
     from facelab.models.store import find_swap_model
     from facelab.utils.device import select_device
 
-    flags = {k: kw.pop(k) for k in _SETTING_NAMES}
+    flags = pop_flags(kw, MergeConfig)
     ws = get_workspace(kw.pop("workspace"))
     settings = settings_from_file(kw.pop("config_file"), flags)
     device = select_device(kw.pop("device") or "auto")
@@ -115,18 +71,9 @@ def merge_cmd(ctx: click.Context, **kw: Any) -> None:
     ws, settings, device, model_dir = _prepare(kw)
     paths = MergePaths.of(ws, frames_dir, aligned_dir, merged_dir, mask_dir)
     predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None
-    bar = progress(None, "merge", unit="frame")
-
-    def report(n: int = 1, total: int | None = None) -> None:
-        if total is not None:
-            bar.reset(total=total)
-        bar.update(n)
-
-    try:
-        result = merge_frames(ws, model_dir, settings, device, force=force, progress=report, predictor=predictor,
-                              paths=paths)
-    finally:
-        bar.close()
+    with progress(None, "merge", unit="frame") as bar:
+        result = merge_frames(ws, model_dir, settings, device, force=force, progress=progress_callback(bar),
+                              predictor=predictor, paths=paths)
     echo_summary(f"merged into {paths.merged}", result.summary())
 
 

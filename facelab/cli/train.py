@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -18,86 +16,25 @@ from facelab.cli.common import (
     progress_callback,
     workspace_option,
 )
+from facelab.cli.options import config_options, flag_names, pop_flags
 from facelab.errors import FacelabError
-from facelab.models import MODELS, TRAINING_FREE, model_kind
+from facelab.models import MODELS, TRAINING_FREE, arch_class, model_kind
 from facelab.models.store import find_swap_model
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config, load_config_file
 
-ARCH_FLAGS = ("resolution", "face_type", "archi", "ae_dims", "e_dims", "d_dims", "d_mask_dims", "inter_dims")
 
-#: One line of help per TrainOptions field (the flag is the field name with dashes).
-OPTION_HELP = {
-    "batch_size": "Batch size (per process under torchrun) [8].",
-    "lr": "Learning rate [5e-5].",
-    "optimizer": "Optimizer [adabelief].",
-    "lr_dropout": "Learning-rate dropout: n, y, or cpu [n].",
-    "clipgrad": "Clip gradients to global norm 1.0.",
-    "random_warp": "Random warp of the inputs [on].",
-    "random_src_flip": "Random horizontal flip of src faces [off].",
-    "random_dst_flip": "Random horizontal flip of dst faces [on].",
-    "masked_training": "Restrict losses to the (blurred) face mask [on].",
-    "eyes_mouth_prio": "Extra weight on eyes and mouth [off].",
-    "uniform_yaw": "Sample src faces uniformly over yaw [off].",
-    "blur_out_mask": "Blur the background outside the mask in targets [off].",
-    "random_hsv_power": "Random HSV shift of src inputs, 0-0.3 [0].",
-    "ct_mode": "Colour transfer of src samples toward dst [none].",
-    "gan_power": "GAN power, 0-5 (typ. 0.1) [0].",
-    "gan_patch_size": "GAN patch size; 0 = resolution/8 [0].",
-    "gan_dims": "GAN discriminator dims [16].",
-    "true_face_power": "True-face power, df only (typ. 0.01) [0].",
-    "face_style_power": "Face style power [0].",
-    "bg_style_power": "Background style power [0].",
-    "morph_factor": "AMP morph factor, 0.1-0.5 [0.5].",
-    "pretrain": "Pretraining mode (forces DeepFaceLab's pretrain settings).",
-    "mixed_precision": "Mixed precision on CUDA [on].",
-    "target_iter": "Stop (and save) at this iteration; 0 = never [0].",
-    "autosave_minutes": "Save every this many minutes [25].",
-    "max_minutes": "Stop (and save) after this many minutes of training; 0 = no limit [0].",
-    "backups": "Numbered checkpoint backups to keep [3].",
-    "preview_history": "Also keep previews/<iter>.png at every save.",
-    "seed": "Random seed [0].",
-    "workers": "Data loader processes; -1 = automatic, 0 = in the training process [-1].",
-    "holdout": "Share of source faces (in blocks of frames) kept out of training for evaluate's held-out "
-               "score; fixed when the model is created [0.05].",
-}
-ARCH_HELP = {
-    "resolution": "Face resolution (multiple of 16; 32 with -d). Fixed at creation.",
-    "face_type": "Face type: h, mf, f, wf, head (or half, mid_full, full, whole_face). Fixed at creation.",
-    "archi": "SAEHD archi: df or liae with any of -u -d -t, e.g. liae-ud. Fixed at creation.",
-    "ae_dims": "Autoencoder dims. Fixed at creation.",
-    "e_dims": "Encoder dims. Fixed at creation.",
-    "d_dims": "Decoder dims. Fixed at creation.",
-    "d_mask_dims": "Mask decoder dims. Fixed at creation.",
-    "inter_dims": "AMP inter dims. Fixed at creation.",
-}
-ARCH_TYPES: dict[str, type] = {"resolution": int, "face_type": str, "archi": str, "ae_dims": int, "e_dims": int,
-                               "d_dims": int, "d_mask_dims": int, "inter_dims": int}
+def arch_labels() -> dict[type, str]:
+    """Each model type's arch dataclass -> its name, in registry order: their fields are the arch flags."""
+    labels: dict[type, str] = {}
+    for name in MODELS.names():
+        labels.setdefault(arch_class(name), name)
+    return labels
 
 
-def _option_for_field(name: str, hint: Any) -> Callable:
-    flag = "--" + name.replace("_", "-")
-    help_text = OPTION_HELP.get(name, "")
-    if hint is bool:
-        return click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
-    if typing.get_origin(hint) is typing.Literal:
-        return click.option(flag, name, type=click.Choice(typing.get_args(hint)), default=None, help=help_text)
-    return click.option(flag, name, type=hint, default=None, help=help_text)
-
-
-def train_option_flags(func: Callable) -> Callable:
-    """Decorate ``func`` with one flag per TrainOptions field (default None: never overrides a config file)."""
-    hints = typing.get_type_hints(TrainOptions)
-    for f in reversed(dataclasses.fields(TrainOptions)):
-        func = _option_for_field(f.name, hints[f.name])(func)
-    return func
-
-
-def arch_flags(func: Callable) -> Callable:
-    for name in reversed(ARCH_FLAGS):
-        func = click.option("--" + name.replace("_", "-"), name, type=ARCH_TYPES[name], default=None,
-                            help=ARCH_HELP[name])(func)
-    return func
+ARCH_LABELS = arch_labels()
+#: The arch flags: the union of every arch dataclass's fields (help and per-model defaults from the fields).
+ARCH_FLAGS = flag_names(*ARCH_LABELS)
 
 
 def split_config(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -117,6 +54,7 @@ class _TrainReporter:
         self.opts = opts
         self.quiet = quiet
         self.bar = None
+        self.report = None
 
     def on_ready(self, model, run) -> None:
         if self.quiet:
@@ -132,11 +70,11 @@ class _TrainReporter:
         total = self.opts.target_iter or None
         self.bar = progress(total, desc="train", unit="it")
         self.bar.update(min(run.iteration, total) if total else run.iteration)
+        self.report = progress_callback(self.bar)
 
-    def __call__(self, n: int = 1, **info) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix(info, refresh=False)
-            self.bar.update(n)
+    def __call__(self, n: int = 1, **info: Any) -> None:
+        if self.report is not None:
+            self.report(n, **info)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -150,8 +88,8 @@ class _TrainReporter:
 @workspace_option
 @device_option
 @config_option
-@arch_flags
-@train_option_flags
+@config_options(*ARCH_LABELS, labels=ARCH_LABELS)
+@config_options(TrainOptions)
 @click.option("--src-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Source faces [workspace/data_src/aligned].")
 @click.option("--dst-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -169,9 +107,7 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
     from facelab.utils.runtime import keep_freed_memory
 
     file_train, file_arch = split_config(load_config_file(config_file))
-    arch = {**file_arch, **{k: flags.pop(k) for k in ARCH_FLAGS if flags.get(k) is not None}}
-    for k in ARCH_FLAGS:
-        flags.pop(k, None)
+    arch = {**file_arch, **pop_flags(flags, *ARCH_LABELS)}
     opts = build_config(TrainOptions, file_train, flags, source="train option")
     ws = get_workspace(workspace)
     if model_kind(model_type) == TRAINING_FREE:
@@ -231,6 +167,9 @@ def export_cmd(fmt: str, name: str | None, workspace: Path, output: Path | None,
     ws = get_workspace(workspace)
     model_dir = find_swap_model(ws, name)
     model = load_model(model_dir, "cpu")
+    if model.kind == TRAINING_FREE:
+        raise FacelabError(f"{model_dir} holds a {model.name} model (an index of source faces, no network); "
+                           "export a trained model (saehd, quick96, amp) instead")
     output = output or model_dir / f"{model_dir.name}.{fmt}"
     diff = export_onnx(model, output, opset=opset)
     echo_summary("export", {"model": str(model_dir), "output": str(output), "format": fmt,

@@ -7,11 +7,14 @@ from pathlib import Path
 import click
 
 from facelab.cli.common import config_option, device_option, echo_summary, force_option, progress, progress_callback
+from facelab.cli.options import config_options, pop_flags
 from facelab.errors import FacelabError
-from facelab.utils.config import load_config_file
+from facelab.utils.config import build_config, load_config_file
 from facelab.utils.device import select_device
+from facelab.wsol.losses import LossWeights
+from facelab.wsol.models import DEFAULT_BACKBONE, METHODS, WsolArch
+from facelab.wsol.trainer import WsolTrainConfig
 
-_METHOD = click.option("--method", type=click.Choice(["bas", "sat"]), default="bas", show_default=True)
 _DATA = click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
                      help="CUB_200_2011 folder (images.txt ...) or a folder of <split>_list.txt files.")
 _OUT = click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -23,48 +26,34 @@ def wsol() -> None:
     """Weakly supervised object localisation (BAS, SAT) on CUB-format data."""
 
 
+def train_settings(file: dict, flags: dict) -> WsolTrainConfig:
+    """The run's train config: defaults < config file (its ``weights`` table too) < flags (loss weights included)."""
+    weights = {**file.get("weights", {}), **pop_flags(flags, LossWeights)}
+    layers = {**file, **pop_flags(flags, WsolTrainConfig), "weights": build_config(LossWeights, weights,
+                                                                                   source="wsol loss weight")}
+    return build_config(WsolTrainConfig, layers, source="wsol train option")
+
+
 @wsol.command("train")
-@_METHOD
 @_DATA
 @_OUT
-@click.option("--backbone", default=None, help="bas: tiny|vgg16|resnet50|inceptionv3|mobilenetv1; "
-              "sat: vit_tiny_scratch|deit_tiny|deit_small [tiny / vit_tiny_scratch].")
-@click.option("--width", type=float, default=1.0, show_default=True, help="Channel multiplier of BAS CNNs.")
-@click.option("--head-act", type=click.Choice(["relu", "softplus"]), default="relu", show_default=True,
-              help="BAS head's last activation: relu (paper) or softplus (no dead classes on small data).")
+@config_options(WsolArch, WsolTrainConfig, LossWeights)
 @click.option("--pretrained", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Local ImageNet state dict (torchvision / timm / DeiT file) for the backbone.")
-@click.option("--size", "input_size", type=int, default=None, help="Input size in pixels [224].")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch", "batch_size", type=int, default=None)
-@click.option("--lr", type=float, default=None)
-@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default=None)
-@click.option("--seed", type=int, default=None)
-@click.option("--alpha", type=float, default=None, help="BAS foreground-guidance weight [0.5].")
-@click.option("--beta", type=float, default=None, help="BAS area weight [1.0].")
-@click.option("--area-r", type=float, default=None, help="SAT target foreground share [0.25].")
 @config_option
 @device_option
 @force_option
-def train_cmd(method, data, out, backbone, width, head_act, pretrained, config_file, device, force, alpha, beta, area_r,
-              **flags) -> None:
+def train_cmd(data, out, pretrained, config_file, device, force, **flags) -> None:
     """Train BAS or SAT on the train split; resumes from OUT/ckpt_last.pt unless --force."""
     from facelab.wsol.data import load_split
-    from facelab.wsol.models import WsolArch
-    from facelab.wsol.trainer import WsolTrainConfig, train_config_from_dict, train_wsol
+    from facelab.wsol.trainer import train_wsol
 
-    layers = {**load_config_file(config_file), **{k: v for k, v in flags.items() if v is not None}}
-    weights = {k: v for k, v in (("alpha", alpha), ("beta", beta), ("area_r", area_r)) if v is not None}
-    if weights:
-        layers["weights"] = {**layers.get("weights", {}), **weights}
-    try:
-        cfg = train_config_from_dict(layers)
-    except (TypeError, ValueError) as exc:
-        known = ", ".join(WsolTrainConfig.__annotations__)
-        raise FacelabError(f"invalid wsol train settings ({exc}); known: {known}") from exc
+    cfg = train_settings(load_config_file(config_file), flags)
     records = load_split(data, "train")
-    n_cls = max((r.label for r in records), default=0) + 1
-    arch = WsolArch(method, backbone or ("tiny" if method == "bas" else "vit_tiny_scratch"), n_cls, width, head_act)
+    arch_flags = pop_flags(flags, WsolArch)
+    method = arch_flags.get("method", WsolArch().method)
+    arch = build_config(WsolArch, {"backbone": DEFAULT_BACKBONE[method]}, arch_flags,
+                        {"num_classes": max((r.label for r in records), default=0) + 1}, source="wsol model")
     steps = cfg.epochs * max(1, len(records) // cfg.batch_size)
     with progress(steps, f"wsol train {method}", "step") as bar:
         result = train_wsol(data, out, arch, cfg, select_device(device or "auto"), pretrained, force,
@@ -76,7 +65,7 @@ def train_cmd(method, data, out, backbone, width, head_act, pretrained, config_f
 @wsol.command("eval")
 @_DATA
 @_OUT
-@click.option("--method", type=click.Choice(["bas", "sat"]), default=None,
+@click.option("--method", type=click.Choice(list(METHODS)), default=None,
               help="Expected method (the model folder records it; a mismatch is an error).")
 @click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True)
 @click.option("--threshold", "tau", type=float, default=None, help="CAM threshold for Top-1/5 and GT-known "

@@ -1,14 +1,38 @@
-"""Settings of the extract stage (defaults live here only)."""
+"""Settings of the extract stage (defaults, help and choices live here only; the CLI flags are made from them)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from facelab.align.geometry import canonical_face_type
+from facelab.align.geometry import FACE_TYPE_NAMES, canonical_face_type
 from facelab.align.smooth import SMOOTH_METHODS
+from facelab.utils.config import setting
+from facelab.utils.workers import AUTO, workers_field
 
 FACE_FORMATS = ("jpg", "png")
 INTERPOLATIONS = ("lanczos4", "cubic", "linear")  # warp of the aligned face; lanczos4 is DeepFaceLab's
+AUTO_MAX_WORKERS = 8  # automatic worker count: one per core, at most this many (each holds its own models)
+
+
+def detector_names() -> list[str]:
+    """The registered face detectors (imported when asked: the registry loads its backends)."""
+    from facelab.detect import DETECTORS
+
+    return DETECTORS.names()
+
+
+def landmark_names() -> list[str]:
+    """The registered landmark backends."""
+    from facelab.landmarks import LANDMARKS
+
+    return LANDMARKS.names()
+
+
+def device_names() -> tuple[str, ...]:
+    """The ``--device`` choices (imported when asked: the device module imports torch)."""
+    from facelab.utils.device import DEVICE_CHOICES
+
+    return DEVICE_CHOICES
 
 
 @dataclass(frozen=True)
@@ -21,30 +45,32 @@ class ExtractConfig:
     mean face; ``rotations``: retry 90/270/180 degree turns of frames where nothing was found.
     ``interpolation``: resampling of the aligned face (cubic by default; lanczos4, DeepFaceLab's choice, is a
     little sharper and ~4x the cost, which makes it the largest part of the stage's own time).
-    ``workers``: processes (0 = one per core, at most 8); ``device``: torch device of s3fd / fan; ``smooth``:
-    temporal landmark smoothing of single-face runs over consecutive frames (for destination videos).
+    ``workers``: automatic = one per core, at most :data:`AUTO_MAX_WORKERS`; one worker runs in the calling
+    process (it only waits otherwise). ``device``: torch device of s3fd / fan; ``smooth``: temporal landmark
+    smoothing of single-face runs over consecutive frames (for destination videos).
     """
 
-    detector: str = "dlib-hog"
-    landmarks: str = "dlib68"
-    face_type: str = "whole_face"
-    size: int = 512
-    jpeg_quality: int = 95
-    image_format: str = "jpg"
-    interpolation: str = "cubic"
-    max_faces: int = 0
-    min_face: int = 40
-    min_fit: float = 0.0
-    max_residual: float = 0.1
-    rotations: bool = True
-    debug: bool = False
-    smooth: bool = False
-    smooth_method: str = "savgol"
-    smooth_window: int = 7
-    reference: str | None = None
-    reference_threshold: float = 0.6
-    workers: int = 0
-    device: str = "auto"
+    detector: str = setting("dlib-hog", "Face detector.", choices=detector_names)
+    landmarks: str = setting("dlib68", "Landmark backend.", choices=landmark_names)
+    face_type: str = setting("whole_face", "Crop type (DeepFaceLab's spellings too).", choices=FACE_TYPE_NAMES)
+    size: int = setting(512, "Face image size in pixels, 32-4096.")
+    jpeg_quality: int = setting(95, "JPEG quality, 1-100.")
+    image_format: str = setting("jpg", "Face file format.", choices=FACE_FORMATS, flag="format")
+    interpolation: str = setting("cubic", "Resampling of the aligned face.", choices=INTERPOLATIONS)
+    max_faces: int = setting(0, "Keep the N largest faces per frame, 0 = all.")
+    min_face: int = setting(40, "Smallest face box side in pixels.")
+    min_fit: float = setting(0.0, "Face check threshold; lower keeps more.")
+    max_residual: float = setting(0.1, "Largest RMS misfit of the alignment landmarks to the mean face (face "
+                                       "width ~1).")
+    rotations: bool = setting(True, "Retry 90/270/180 degree turns when none found.")
+    debug: bool = setting(False, "Write aligned_debug/ frames with boxes and landmarks.")
+    smooth: bool = setting(False, "Smooth landmarks over frames of single-face runs.")
+    smooth_method: str = setting("savgol", "Landmark smoothing method.", choices=SMOOTH_METHODS)
+    smooth_window: int = setting(7, "Savitzky-Golay window in frames.")
+    reference: str | None = setting(None, "Photo of the person to keep; other identities are skipped.", path=True)
+    reference_threshold: float = setting(0.6, "Identity distance to accept.")
+    workers: int = workers_field(f"Face-finding processes (automatic: at most {AUTO_MAX_WORKERS})")
+    device: str = setting("auto", "Torch device of the s3fd / fan backends.", choices=device_names)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "face_type", canonical_face_type(self.face_type))
@@ -56,8 +82,10 @@ class ExtractConfig:
             raise ValueError(f"image_format must be one of {FACE_FORMATS}, got {self.image_format!r}")
         if self.interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
-        if self.max_faces < 0 or self.min_face < 0 or self.workers < 0:
-            raise ValueError("max_faces, min_face and workers must be >= 0")
+        if self.max_faces < 0 or self.min_face < 0:
+            raise ValueError("max_faces and min_face must be >= 0")
+        if self.workers < AUTO:
+            raise ValueError(f"workers must be >= -1 (-1 = automatic, 0 = in this process), got {self.workers}")
         if self.smooth_method not in SMOOTH_METHODS:
             raise ValueError(f"smooth_method must be one of {SMOOTH_METHODS}, got {self.smooth_method!r}")
         if self.smooth_window < 3:

@@ -10,21 +10,22 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
 
 from facelab.align.smooth import smooth_landmarks
 from facelab.errors import FacelabError
-from facelab.extract.config import ExtractConfig
+from facelab.extract.config import AUTO_MAX_WORKERS, ExtractConfig
 from facelab.extract.frame import FaceFinder, FrameFaces, reference_embedding
 from facelab.extract.state import faces_by_frame, load_state, save_state
 from facelab.extract.writer import write_debug, write_faces
+from facelab.utils.progress import Progress
+from facelab.utils.workers import resolve_workers
 from facelab.workspace.images import list_images, read_image
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 STATE_EVERY = 10  # frames between state-file writes
 FRAME_ERRORS = (FacelabError, OSError, ValueError, RuntimeError, cv2.error)
 
@@ -113,8 +114,8 @@ def _work(job: _Job) -> FrameOutcome:
 def _run_jobs(jobs: list[_Job], cfg: ExtractConfig, reference: np.ndarray | None) -> Iterator[FrameOutcome]:
     if not jobs:
         return
-    n = resolve_workers(cfg.workers, len(jobs))
-    if n <= 1:
+    n = worker_processes(cfg.workers, len(jobs))
+    if n == 0:
         finder = FaceFinder(cfg, reference)
         for job in jobs:
             yield _process(finder, job)
@@ -138,10 +139,12 @@ def check_backends(cfg: ExtractConfig) -> None:
         raise FacelabError(f"landmarks {cfg.landmarks}: {landmarks_available(cfg.landmarks)[1]}")
 
 
-def resolve_workers(workers: int, jobs: int) -> int:
-    """0 = one process per core (at most 8); never more processes than jobs."""
-    n = workers if workers > 0 else min(8, os.cpu_count() or 1)
-    return max(1, min(n, jobs))
+def worker_processes(workers: int, jobs: int) -> int:
+    """Processes to start for ``jobs`` frames (see :func:`facelab.utils.workers.resolve_workers`): automatic is one
+    per core, at most :data:`AUTO_MAX_WORKERS`; never more than jobs. One worker is this process: while workers
+    run, this process only waits, so a single one would add its start-up and nothing else."""
+    n = min(resolve_workers(workers, cap=AUTO_MAX_WORKERS), jobs)
+    return 0 if n <= 1 else n
 
 
 # --- smoothing of single-face runs -------------------------------------------------------------------------------
@@ -230,7 +233,8 @@ def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike,
 
     Face files are named ``<frame_stem>_<i>`` (largest face first) and record ``source_frame`` relative to
     ``source_root`` (default: the parent of ``frames_dir``, i.e. the workspace). Finished frames are skipped
-    unless ``force``. ``progress(n, **postfix)`` is called once per frame.
+    unless ``force``. ``progress(0, total=frames)`` comes first, then ``progress(skipped)`` for frames finished
+    earlier and ``progress(1, faces=...)`` once per frame done.
     """
     t0 = time.perf_counter()
     frames_dir, aligned_dir = Path(frames_dir), Path(aligned_dir)
@@ -243,6 +247,10 @@ def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike,
         dbg.mkdir(parents=True, exist_ok=True)
     reference = reference_embedding(cfg.reference, cfg) if cfg.reference and todo else None
     jobs = [_Job(p, _source_name(p, root), not cfg.smooth, aligned_dir, dbg) for p in todo]
+    if progress is not None:
+        progress(0, total=len(frames))
+        if len(frames) > len(todo):
+            progress(len(frames) - len(todo))
     tally = _Tally()
     found: dict[str, FrameFaces] = {}
     try:

@@ -18,57 +18,67 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from facelab.errors import FacelabError
-from facelab.utils.config import build_config, load_config_file
+from facelab.merge.blend import MERGE_MODES
+from facelab.merge.masks import MASK_MODES
+from facelab.utils.config import build_config, load_config_file, setting
+from facelab.utils.workers import workers_field
 
-MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
+MODES = tuple(MERGE_MODES.names())
 SHARPEN_MODES = ("none", "box", "gaussian")
 OUTPUT_FORMATS = ("png", "jpg")
 #: Settings that act over the whole run (tracks, batching, files): a frame range may not change them.
 GLOBAL_KEYS = frozenset({"smooth", "smooth_window", "color_smooth", "batch", "workers", "output_format"})
 
 
+def color_choices() -> list[str]:
+    """``none`` and every registered colour transfer (the registry is imported when asked)."""
+    from facelab.imageops.color import COLOR_TRANSFERS
+
+    return ["none", *COLOR_TRANSFERS.names()]
+
+
 @dataclass(frozen=True)
 class MergeConfig:
-    """Every merge setting. Mask sizes (erode, blur) are pixels at 4x the model resolution, as in DeepFaceLab."""
+    """Every merge setting. Mask sizes (erode, blur) are pixels at 4x the model resolution, as in DeepFaceLab.
 
-    mode: str = "overlay"
-    mask_mode: str = "dst"  # see facelab.merge.masks.MASK_MODES; stored masks as "stored:<name>[*learned-prd...]"
-    erode: int = 0  # >0 erode, <0 dilate (-400..400)
-    blur: int = 64  # Gaussian kernel (0..400)
-    face_scale: int = 0  # output face scale in percent (-50..50)
-    offset_x: float = 0.0  # face shift in percent of the face size (+ = right in face axes)
-    offset_y: float = 0.0  # (+ = down)
-    color: str = "rct"  # colour transfer name (facelab.imageops.color.COLOR_TRANSFERS) or "none"
-    masked_hist_match: bool = True
-    hist_match_threshold: int = 255  # 0..255
-    motion_blur: int = 0  # 0..100
-    sharpen_mode: str = "none"  # none | box | gaussian
-    sharpen_amount: int = 0  # -100..100; negative blurs
-    denoise: int = 0  # frame denoise power 0..500
-    bicubic_degrade: int = 0  # frame bicubic degrade power 0..100
-    color_degrade: int = 0  # 256-colour degrade power 0..100
-    smooth: bool = True  # smooth landmarks over each face's track
-    smooth_window: int = 7  # frames (odd)
-    color_smooth: int = 5  # frames in the window of the colour statistics (1 = off)
-    batch: int = 8  # faces per model call
-    workers: int = -1  # CPU worker processes; -1 = one per core, 0 = in the main process
-    output_format: str = "png"
+    ``range`` metadata bounds both the flag and a value from a config file.
+    """
+
+    mode: str = setting("overlay", "Merge mode.", choices=MERGE_MODES.names)
+    mask_mode: str = setting("dst", "Mask: " + " | ".join(MASK_MODES.names()).replace("NAME", "<name>") + ".")
+    erode: int = setting(0, "Erode (>0) / dilate (<0) the mask, pixels at 4x model resolution.", range=(-400, 400))
+    blur: int = setting(64, "Mask blur, pixels at 4x model resolution.", range=(0, 400))
+    face_scale: int = setting(0, "Output face scale, percent.", range=(-50, 50))
+    offset_x: float = setting(0.0, "Face shift right, percent of the face size.", range=(-100, 100))
+    offset_y: float = setting(0.0, "Face shift down, percent of the face size.", range=(-100, 100))
+    color: str = setting("rct", "Colour transfer.", choices=color_choices)
+    masked_hist_match: bool = setting(True, "hist-match inside the mask only.")
+    hist_match_threshold: int = setting(255, "hist-match threshold.", range=(0, 255))
+    motion_blur: int = setting(0, "Motion blur power.", range=(0, 100))
+    sharpen_mode: str = setting("none", "Sharpening filter.", choices=SHARPEN_MODES, flag="sharpen")
+    sharpen_amount: int = setting(0, "Sharpening amount; negative blurs.", range=(-100, 100))
+    denoise: int = setting(0, "Frame denoise power.", range=(0, 500))
+    bicubic_degrade: int = setting(0, "Frame bicubic degrade power.", range=(0, 100))
+    color_degrade: int = setting(0, "256-colour degrade power.", range=(0, 100))
+    smooth: bool = setting(True, "Smooth landmarks over each face's track.")
+    smooth_window: int = setting(7, "Landmark smoothing window in frames, odd.", range=(3, 99))
+    color_smooth: int = setting(5, "Colour statistics window in frames; 1 = off.", range=(1, 99))
+    batch: int = setting(8, "Faces per model call.", range=(1, 1024))
+    workers: int = workers_field("Frame-rendering processes beside the model")
+    output_format: str = setting("png", "Merged frame format.", choices=OUTPUT_FORMATS)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
         _check_choice("sharpen_mode", self.sharpen_mode, SHARPEN_MODES)
         _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
-        for name, lo, hi in (("erode", -400, 400), ("blur", 0, 400), ("face_scale", -50, 50),
-                             ("hist_match_threshold", 0, 255), ("motion_blur", 0, 100), ("sharpen_amount", -100, 100),
-                             ("denoise", 0, 500), ("bicubic_degrade", 0, 100), ("color_degrade", 0, 100),
-                             ("offset_x", -100, 100), ("offset_y", -100, 100)):
-            value = getattr(self, name)
-            if not lo <= value <= hi:
-                raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-        if self.smooth_window < 3 or self.smooth_window % 2 == 0:
+        for f in dataclasses.fields(self):
+            if "range" in f.metadata:
+                lo, hi = f.metadata["range"]
+                value = getattr(self, f.name)
+                if not lo <= value <= hi:
+                    raise ValueError(f"{f.name} must be in [{lo}, {hi}], got {value}")
+        if self.smooth_window % 2 == 0:
             raise ValueError(f"smooth_window must be odd and >= 3, got {self.smooth_window}")
-        if self.color_smooth < 1 or self.batch < 1 or self.workers < -1:
-            raise ValueError("color_smooth must be >= 1, batch >= 1 and workers >= -1")
         from facelab.merge.masks import parse_mask_mode
 
         parse_mask_mode(self.mask_mode)

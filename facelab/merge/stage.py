@@ -8,14 +8,13 @@ work (mask, colour transfer, blending, PNG encoding) over all cores. Frames alre
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -28,11 +27,12 @@ from facelab.merge.predict import Predictor, Tracks, load_predictor
 from facelab.merge.render import FaceInput, RenderJob, init_worker, run_render_job
 from facelab.merge.temporal import window_average
 from facelab.utils.atomic import atomic_write_bytes
+from facelab.utils.progress import Progress, no_progress
+from facelab.utils.workers import resolve_workers
 from facelab.workspace.images import encode_image, read_image
 from facelab.workspace.layout import Workspace
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 
 
 @dataclass(frozen=True)
@@ -216,16 +216,6 @@ def to_job(item: Prepared, predictor: Predictor, stats: ColorStats | None, paths
 # the stage
 
 
-def worker_count(workers: int) -> int:
-    """-1 -> one per usable core; 0 -> render in the main process."""
-    if workers >= 0:
-        return workers
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Renderer:
     """Runs render jobs in a process pool (bounded queue) or inline; reports each finished frame."""
 
@@ -290,7 +280,7 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
     if not isinstance(settings, MergeSettings):
         settings = MergeSettings(settings if settings is not None else MergeConfig())
     paths = paths or MergePaths.of(ws)
-    report = progress or (lambda n=1, **kw: None)
+    report = progress or no_progress
     plan = build_plan(paths.frames, paths.aligned, settings)
     report(0, total=len(plan.frames))
     todo, copied, skipped = [], 0, 0
@@ -307,7 +297,7 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
             todo.append(frame)
     model_s = read_s = 0.0
     # a pool costs a second or two to start: not worth it for a couple of frames
-    workers = min(worker_count(settings.base.workers), len(todo)) if len(todo) >= 3 else 0
+    workers = min(resolve_workers(settings.base.workers), len(todo)) if len(todo) >= 3 else 0
     renderer = Renderer(workers, report)
     try:
         if todo:

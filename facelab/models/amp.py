@@ -5,13 +5,13 @@ channels of both inters (morph factor), and the swap takes the first ``morph_val
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from facelab.align.geometry import canonical_face_type
+from facelab.align.geometry import FACE_TYPE_NAMES, canonical_face_type
 from facelab.models.base import Critic, Losses, TrainableModel, TrainKnobs
 from facelab.models.batch import Batch
 from facelab.models.common import coerce_arch, preview_outputs
@@ -26,13 +26,15 @@ AMP_FACE_TYPES = ("full", "whole_face", "head")
 class AMPArch:
     """AMP architecture; ``resolution`` a multiple of 32."""
 
-    resolution: int = 224
-    face_type: str = "whole_face"
-    ae_dims: int = 256
-    inter_dims: int = 1024
-    e_dims: int = 64
-    d_dims: int = 64
-    d_mask_dims: int = 22
+    resolution: int = field(default=224, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    face_type: str = field(default="whole_face", metadata={
+        "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
+        "choices": FACE_TYPE_NAMES})
+    ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation."})
+    inter_dims: int = field(default=1024, metadata={"help": "AMP inter dims. Fixed at creation."})
+    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation."})
+    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation."})
+    d_mask_dims: int = field(default=22, metadata={"help": "Mask decoder dims. Fixed at creation."})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution % 32:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facelab.errors import FaceFileError, FacelabError
 from facelab.sort.methods import SORT_METHODS, SortPlan
+from facelab.utils.progress import Progress
 from facelab.workspace.faces import list_faces, read_meta
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def apply_plan(folder: Path, plan: SortPlan) -> tuple[int, int, Path | None]:
     return len(plan.order), len(plan.trash), trash
 
 
-def sort_faces(folder: str | os.PathLike, method: str, count: int = 2000, progress=None) -> SortResult:
+def sort_faces(folder: str | os.PathLike, method: str, count: int = 2000,
+               progress: Progress | None = None) -> SortResult:
     """Sort the face files of ``folder`` by ``method`` (see SORT_METHODS); rejects go to ``<folder>_trash``."""
     folder = Path(folder)
     if not folder.is_dir():

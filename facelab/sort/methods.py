@@ -11,6 +11,7 @@ import numpy as np
 
 from facelab.align.pose import estimate_pose
 from facelab.sort import measures as ms
+from facelab.utils.progress import Progress
 from facelab.utils.registry import Registry
 from facelab.workspace.faces import FaceMeta, read_face, read_meta, readable
 
@@ -31,9 +32,11 @@ def _metas(paths: list[Path]) -> list[tuple[Path, FaceMeta]]:
     return list(readable(paths, read_meta))
 
 
-def _images(paths: list[Path], progress: Callable[..., None] | None = None):
-    """(path, meta, small image, hull mask) per readable face file."""
+def _images(paths: list[Path], progress: Progress | None = None):
+    """(path, meta, small image, hull mask) per readable face file; ``progress`` counts the files read."""
     out = []
+    if progress is not None:
+        progress(0, total=len(paths))
     for p, face in readable(paths, read_face):
         img, mask = ms.prepare(face.image, face.meta.lm_face)
         out.append((p, face.meta, img, mask))
@@ -61,12 +64,12 @@ def _origkey(meta: FaceMeta) -> tuple[str, int]:
 
 
 @SORT_METHODS.register("blur", help="sharpest first (gradient energy inside the face hull)")
-def by_blur(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_blur(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     return _ranked(_images(paths, progress), lambda it: ms.sharpness(it[2], it[3]), True)
 
 
 @SORT_METHODS.register("motion-blur", help="least motion blur first (variance of Laplacian k=11 in the hull)")
-def by_motion_blur(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_motion_blur(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     return _ranked(_images(paths, progress), lambda it: ms.laplacian_variance(it[2], it[3]), True)
 
 
@@ -90,17 +93,17 @@ def by_rect(paths: list[Path], **_) -> SortPlan:
 
 
 @SORT_METHODS.register("brightness", help="brightest first (mean HSV value in the hull)")
-def by_brightness(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_brightness(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     return _ranked(_images(paths, progress), lambda it: ms.hsv_means(it[2], it[3])[1], True)
 
 
 @SORT_METHODS.register("hue", help="by mean hue in the hull, highest first")
-def by_hue(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_hue(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     return _ranked(_images(paths, progress), lambda it: ms.hsv_means(it[2], it[3])[0], True)
 
 
 @SORT_METHODS.register("black", help="fewest pure-black pixels first (faces cut by the frame border last)")
-def by_black(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_black(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     return _ranked(_images(paths, progress), lambda it: ms.black_pixels(it[2]), False)
 
 
@@ -121,7 +124,7 @@ def by_oneface(paths: list[Path], **_) -> SortPlan:
 
 
 @SORT_METHODS.register("hist", help="group similar faces: greedy chain by histogram similarity (Bhattacharyya)")
-def by_hist(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_hist(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     items = _images(paths, progress)
     if not items:
         return SortPlan(())
@@ -138,7 +141,7 @@ def by_hist(paths: list[Path], progress=None, **_) -> SortPlan:
 
 
 @SORT_METHODS.register("hist-dissim", help="most different from the rest first (summed histogram distance)")
-def by_hist_dissim(paths: list[Path], progress=None, **_) -> SortPlan:
+def by_hist_dissim(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
     items = _images(paths, progress)
     if not items:
         return SortPlan(())
@@ -187,7 +190,7 @@ def _quota(sizes: list[int], total: int) -> list[int]:
 
 
 @SORT_METHODS.register("final", help="keep the best --count faces spread over yaw (and pitch); trash the rest")
-def by_final(paths: list[Path], count: int = 2000, progress=None, **_) -> SortPlan:
+def by_final(paths: list[Path], count: int = 2000, progress: Progress | None = None, **_) -> SortPlan:
     items = _images(paths, progress)
     if len(items) <= count:
         return SortPlan(tuple(it[0] for it in sorted(items, key=lambda it: pose_of(it[1])[1])))

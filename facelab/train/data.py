@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -29,13 +28,13 @@ from facelab.errors import FacelabError
 from facelab.imageops.color import color_transfer
 from facelab.imageops.crop import crop_face, face_to_model_matrix
 from facelab.train.augment import apply_params, random_hsv, random_params, yaw_bins
+from facelab.utils.progress import Progress
 from facelab.workspace.faces import FaceMeta, list_faces, read_face
 from facelab.workspace.holdout import held_out_paths
 
 log = logging.getLogger(__name__)
 
 MASK_PRIORITY = ("learned", "xseg", "wsol")  # stored masks used as the training mask, first present wins
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +123,9 @@ def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: 
     paths = [p for p in paths if str(p) not in held]
     images, masks, ems, yaws, names = [], [], [], [], []
     skipped = 0
-    for i, path in enumerate(paths):
+    if progress is not None:
+        progress(0, total=len(paths))
+    for path in paths:
         try:
             image, mask, em, yaw = prepare_face(path, resolution, face_type)
         except (FacelabError, ValueError, cv2.error) as exc:
@@ -137,7 +138,7 @@ def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: 
             yaws.append(yaw)
             names.append(path.name)
         if progress is not None:
-            progress(i + 1, len(paths))
+            progress(1)
     if not images:
         what = f"none of its {len(paths)} files are readable face files" if paths else "it has no face files"
         raise FacelabError(f"{folder}: no usable aligned faces ({what}); run extract first")

@@ -28,8 +28,10 @@ import torch.multiprocessing as tmp
 
 from facelab.align import canonical_face_type
 from facelab.models.batch import Batch
-from facelab.train.data import FaceSet, IndexSampler, Progress, SideSpec, load_faceset, make_side_batch, preview_indices
+from facelab.train.data import FaceSet, IndexSampler, SideSpec, load_faceset, make_side_batch, preview_indices
 from facelab.train.options import TrainOptions
+from facelab.utils.progress import Progress
+from facelab.utils.workers import AUTO, resolve_workers
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,14 @@ def spec_from_options(opts: TrainOptions) -> PipelineSpec:
 
 def auto_workers(world_size: int = 1) -> int:
     """Worker processes per rank: the CPUs left after one per training process, split over ranks (1..8)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(MAX_AUTO_WORKERS, (cpus - world_size) // max(1, world_size)))
+    return loader_workers(AUTO, world_size)
+
+
+def loader_workers(requested: int | None, world_size: int = 1) -> int:
+    """The loader processes of one rank for a ``workers`` setting (:func:`facelab.utils.workers.resolve_workers`;
+    None = automatic): automatic keeps a core per training process and splits the rest over the ranks."""
+    ranks = max(1, int(world_size))
+    return resolve_workers(AUTO if requested is None else requested, cap=MAX_AUTO_WORKERS, reserve=ranks, share=ranks)
 
 
 def queue_size(workers: int) -> int:
@@ -281,7 +289,7 @@ class FaceLoader:
         self.counts: dict[str, int] = {"src": len(src), "dst": len(dst), "src_skipped": src.skipped,
                                        "dst_skipped": dst.skipped, "src_held_out": src.held_out}
         n = opts.workers if workers is None else workers
-        self.workers = auto_workers(world_size) if n is None or n < 0 else int(n)
+        self.workers = loader_workers(n, world_size)
         self._producer: BatchProducer | None = None
         self._pool: _Workers | None = None
         if self.workers == 0:

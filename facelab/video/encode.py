@@ -16,19 +16,18 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import ffmpeg
 
 from facelab.errors import FacelabError
 from facelab.utils.atomic import atomic_path
 from facelab.utils.config import build_config
+from facelab.utils.progress import Progress
 from facelab.video.probe import VideoInfo, probe, rate_from_text
 from facelab.video.tools import QUIET, find_ffmpeg, last_error_line, read_stderr, stderr_file
 from facelab.workspace.images import list_images, read_image
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int], None]
 FRAME_EXTS = (".png", ".jpg", ".jpeg")
 #: Containers that take H.264.
 OUTPUT_EXTS = (".mp4", ".mkv", ".mov", ".m4v")

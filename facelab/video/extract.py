@@ -13,20 +13,19 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import ffmpeg
 import numpy as np
 
 from facelab.errors import FacelabError
 from facelab.utils.atomic import TMP_PREFIX
+from facelab.utils.progress import Progress
 from facelab.video.probe import VideoInfo, probe
 from facelab.video.tools import QUIET, find_ffmpeg, last_error_line, read_stderr, stderr_file
 from facelab.workspace.images import write_image
 
 log = logging.getLogger(__name__)
 FRAME_FORMATS = ("png", "jpg")
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)

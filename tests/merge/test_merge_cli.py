@@ -47,7 +47,8 @@ def test_merge_command_writes_every_frame_and_a_summary(merge_ws, tmp_path):
                 "--erode", "4", "--no-smooth"])
     assert res.exit_code == 0, res.output
     assert "copied (no face)" in res.output and "merged frames/s" in res.output
-    assert sorted(p.name for p in ws.merged.iterdir()) == ["000001.png", "000002.png", "000003.png"]
+    assert sorted(p.name for p in ws.merged.glob("*.png")) == ["000001.png", "000002.png", "000003.png"]
+    assert (ws.merged / "merge.json").is_file()  # the record of which model made them
     assert np.array_equal(read_image(ws.merged / "000003.png"), read_image(ws.frames("dst") / "000003.png"))
     assert not np.array_equal(read_image(ws.merged / "000001.png"), read_image(ws.frames("dst") / "000001.png"))
     again = _run(["merge", "-w", str(ws.root), "--device", "cpu", "--workers", "0"])
