@@ -1,18 +1,21 @@
-"""The demo picture: destination frames over their swapped versions, close-ups of the faces, and the source face."""
+"""The demo picture: the source face and the destination frames on top, then one row per frame with the face close
+up at its size in the frame: the destination beside each swap (the trained model, the training-free one)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 Box = tuple[float, float, float, float]
+MIN_FACE = 128  # close-ups smaller than this are enlarged (cubic) so eyes and teeth can be judged
 
 
 def _fit(image: np.ndarray, height: int) -> np.ndarray:
     h, w = image.shape[:2]
-    return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_CUBIC
+    return cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=interp)
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -40,30 +43,39 @@ def _row(items: list[np.ndarray], height: int) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
-def demo_grid(originals: Sequence[np.ndarray], swapped: Sequence[np.ndarray], source_face: np.ndarray,
-              boxes: Sequence[Box] | None = None, height: int = 180) -> np.ndarray:
-    """uint8 RGB grid: source face + destination frames over their swapped versions; with ``boxes`` (the face box
-    of each frame) two more rows show the destination and swapped faces close up.
-
-    ``originals`` and ``swapped`` are uint8 RGB frames of equal count; ``source_face`` an aligned source face.
-    """
-    if len(originals) != len(swapped) or not originals or (boxes is not None and len(boxes) != len(originals)):
-        raise ValueError("need the same, non-zero number of original frames, swapped frames (and boxes)")
-    src = _label(_fit(source_face, height), "source")
-    blank = np.full_like(src, 255)
-    rows = [
-        [src] + [_label(_fit(f, height), f"destination {i + 1}") for i, f in enumerate(originals)],
-        [blank] + [_label(_fit(f, height), f"swapped {i + 1}") for i, f in enumerate(swapped)],
-    ]
-    if boxes is not None:
-        rows.append([blank] + [_label(_fit(close_up(f, b), height), f"destination face {i + 1}")
-                               for i, (f, b) in enumerate(zip(originals, boxes, strict=True))])
-        rows.append([blank] + [_label(_fit(close_up(f, b), height), f"swapped face {i + 1}")
-                               for i, (f, b) in enumerate(zip(swapped, boxes, strict=True))])
-    built = [_row(r, height) for r in rows]
-    width = max(r.shape[1] for r in built)
-    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in built]
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    width = max(r.shape[1] for r in rows)
+    padded = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     out: list[np.ndarray] = []
     for r in padded:
         out += [r, np.full((4, width, 3), 255, np.uint8)]
     return np.concatenate(out[:-1], axis=0)
+
+
+def demo_grid(originals: Sequence[np.ndarray], swaps: Mapping[str, Sequence[np.ndarray]], source_face: np.ndarray,
+              boxes: Sequence[Box] | None = None, height: int = 180) -> np.ndarray:
+    """uint8 RGB picture. Top row: the source face and the destination frames (``height`` px high). With
+    ``boxes`` (the face box of each frame), one row per frame follows: the destination face close up beside each
+    swap's, at the face's size in the frame (at least :data:`MIN_FACE` px); without, one row of whole frames per
+    swap.
+
+    ``originals``: uint8 RGB frames; ``swaps``: label -> the same frames swapped (as many as ``originals``).
+    """
+    n = len(originals)
+    if not n or not swaps or any(len(v) != n for v in swaps.values()) or (boxes is not None and len(boxes) != n):
+        raise ValueError("need the same, non-zero number of original frames, swapped frames of every swap (and boxes)")
+    src = _label(_fit(source_face, height), "source")
+    rows = [_row([src] + [_label(_fit(f, height), f"destination {i + 1}") for i, f in enumerate(originals)], height)]
+    if boxes is None:
+        blank = np.full_like(src, 255)
+        for name, frames in swaps.items():
+            rows.append(_row([blank] + [_label(_fit(f, height), f"{name} {i + 1}") for i, f in enumerate(frames)],
+                             height))
+        return _stack(rows)
+    for i, (frame, box) in enumerate(zip(originals, boxes, strict=True)):
+        face = close_up(frame, box)
+        size = max(MIN_FACE, face.shape[0])
+        cells = [_label(_fit(face, size), f"destination {i + 1}")]
+        cells += [_label(_fit(close_up(frames[i], box), size), name) for name, frames in swaps.items()]
+        rows.append(_row(cells, size))
+    return _stack(rows)

@@ -15,10 +15,9 @@ import torch
 
 from facelab.errors import FacelabError
 from facelab.utils.device import select_device
+from facelab.utils.progress import Progress
 from facelab.workspace import Workspace, list_images, read_face, read_image, read_meta, write_image
 from facelab.workspace.faces import list_faces, readable
-
-Progress = Callable[..., None]
 
 #: A model that learns a recognisable swap in about ten minutes on two CPU cores.
 CPU_ARCH: dict[str, Any] = {"resolution": 64, "face_type": "whole_face", "archi": "df-ud", "ae_dims": 128,
@@ -32,6 +31,7 @@ class DemoConfig:
     minutes: float = 10.0  # training time budget
     device: str = "auto"
     model_name: str = "demo"
+    warp_name: str = "demo_warp"  # the training-free model shown beside the trained one
     batch_size: int = 8
     lr: float = 0.0  # 0 = the model's default schedule (raised on CPU for the short budget)
     grid_frames: int = 4
@@ -101,8 +101,20 @@ def step_train(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
             "dst loss": round(res.dst_loss, 4), "device": str(device)}
 
 
+def step_index(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
+    """Index the source faces for the training-free swap (seconds; shown beside the trained one)."""
+    from facelab.train.loop import train
+    from facelab.train.options import TrainOptions
+
+    try:
+        res = train(ws, cfg.warp_name, "warp", {}, TrainOptions(), torch.device("cpu"), progress=progress)
+    except FacelabError as exc:  # a clip with too few usable source faces: the demo goes on without it
+        return {"training-free model": f"skipped: {exc}"}
+    return {"training-free model": str(res.model_dir), "seconds": round(res.seconds, 1)}
+
+
 def step_merge(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
-    """Swap every destination frame (overlay, landmark hull mask, rct colour)."""
+    """Swap every destination frame with the trained model (overlay, landmark hull mask, rct colour)."""
     from facelab.merge.config import MergeConfig
     from facelab.merge.stage import merge_frames
 
@@ -119,8 +131,18 @@ def step_encode(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
     return {"result": str(ws.result)}
 
 
+def step_evaluate(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
+    """Measure both swaps: sharpness, identity, expression, held-out reconstruction (evaluation.json / .png)."""
+    from facelab.evaluate.report import EvaluateConfig, evaluate_swap, write_report
+    from facelab.evaluate.summary import row_lines
+
+    evaluation = evaluate_swap(ws, EvaluateConfig(model=cfg.model_name, device=cfg.device), progress)
+    write_report(evaluation, ws.root / "evaluation.json", ws.root / "evaluation.png")
+    return {**row_lines(evaluation.report), "report": str(ws.root / "evaluation.png")}
+
+
 def step_picture(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
-    """demo.png: destination frames over their swapped versions, with a source face."""
+    """demo.png: the destination beside the trained and the training-free swap, faces close up."""
     from facelab.demo.grid import demo_grid
 
     merged = list_images(ws.merged)
@@ -130,14 +152,32 @@ def step_picture(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
     with_face = [p for p in merged if p.stem in boxes] or merged
     picks = [with_face[i] for i in np.linspace(0, len(with_face) - 1, cfg.grid_frames).round().astype(int)]
     originals = [read_image(_frame_for(ws, p.stem)) for p in picks]
-    swapped = [read_image(p) for p in picks]
+    swaps = {"trained": [read_image(p) for p in picks]}
+    warp = _training_free_frames(ws, cfg, [p.stem for p in picks])
+    if warp is not None:
+        swaps["training-free"] = warp
     src_faces = list_faces(ws.aligned("src"))
     source = read_face(src_faces[len(src_faces) // 2]).image
     path = ws.root / "demo.png"
     close = [boxes[p.stem] for p in picks] if all(p.stem in boxes for p in picks) else None
-    write_image(path, demo_grid(originals, swapped, source, close))
+    write_image(path, demo_grid(originals, swaps, source, close))
     progress(1)
     return {"picture": str(path)}
+
+
+def _training_free_frames(ws: Workspace, cfg: DemoConfig, stems: list[str]) -> list[np.ndarray] | None:
+    """The picked frames swapped by the training-free model (rendered in memory), or None without one."""
+    from facelab.merge.config import MergeConfig, MergeSettings
+    from facelab.merge.predict import load_predictor
+    from facelab.merge.preview import render_frames
+    from facelab.merge.stage import MergePaths
+    from facelab.utils.checkpoint import has_checkpoint
+
+    if not has_checkpoint(ws.model(cfg.warp_name)):
+        return None
+    predictor = load_predictor(ws.model(cfg.warp_name), torch.device("cpu"))
+    out = render_frames(MergePaths.of(ws), predictor, MergeSettings(MergeConfig()), stems)
+    return [out[s] for s in stems]
 
 
 def _face_boxes(ws: Workspace) -> dict[str, tuple[float, float, float, float]]:
@@ -161,7 +201,9 @@ DEMO_STEPS: tuple[tuple[str, Callable[[Workspace, DemoConfig, Progress], dict]],
     ("frames", step_frames),
     ("faces", step_faces),
     ("train", step_train),
+    ("index", step_index),
     ("merge", step_merge),
     ("encode", step_encode),
+    ("evaluate", step_evaluate),
     ("picture", step_picture),
 )

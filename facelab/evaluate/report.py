@@ -15,7 +15,6 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -23,11 +22,11 @@ import numpy as np
 from facelab.align import estimate_pose, face_transform, transform_points
 from facelab.errors import FacelabError
 from facelab.evaluate import metrics as M
+from facelab.utils.progress import Progress
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
 from facelab.workspace.faces import list_faces, readable
 
 log = logging.getLogger(__name__)
-Progress = Callable[..., None]
 MERGE_RECORD = "merge.json"  # facelab.merge.stage.MERGE_RECORD: which model made the merged frames
 
 
@@ -45,11 +44,12 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class FramePair:
-    """One destination frame with its (first) face file and merged counterpart."""
+    """One destination frame with its (first) face file and merged counterpart (None when swaps are rendered in
+    memory only)."""
 
     meta: FaceMeta
     original: Path
-    merged: Path
+    merged: Path | None
 
 
 class _Tools:
@@ -63,17 +63,19 @@ class _Tools:
 
 
 # -- what to measure ----------------------------------------------------------------------------------------------
-def find_pairs(ws: Workspace) -> list[FramePair]:
-    """Destination frames that have a face file (face index 0) and a merged frame, in frame order."""
+def find_pairs(ws: Workspace, need_merged: bool = True) -> list[FramePair]:
+    """Destination frames that have a face file (face index 0) and (``need_merged``) a merged frame, in order."""
     merged = {p.stem: p for p in list_images(ws.merged)}
-    if not merged:
+    if need_merged and not merged:
         raise FacelabError(f"no merged frames in {ws.merged}; run `python main.py merge` first")
     metas: dict[str, FaceMeta] = {}
     for _, meta in readable(list_faces(ws.aligned("dst")), read_meta):
         if meta.frame_stem not in metas or meta.face_index < metas[meta.frame_stem].face_index:
             metas[meta.frame_stem] = meta
-    pairs = [FramePair(m, ws.resolve(m.source_frame), merged[stem]) for stem, m in sorted(metas.items())
-             if stem in merged]
+    pairs = [FramePair(m, ws.resolve(m.source_frame), merged.get(stem)) for stem, m in sorted(metas.items())
+             if stem in merged or not need_merged]
+    if not pairs and not need_merged:
+        raise FacelabError(f"no face files in {ws.aligned('dst')}; run `python main.py extract --side dst` first")
     if not pairs:
         raise FacelabError(f"no merged frame in {ws.merged} has a face file in {ws.aligned('dst')}; "
                            "run `python main.py extract` and `python main.py merge` first")
@@ -332,48 +334,72 @@ def closeup(image: np.ndarray, box: tuple[float, float, float, float], margin: f
     return image[b:int(min(h, cy + side / 2)), a:int(min(w, cx + side / 2))].copy()
 
 
+@dataclass
+class Bench:
+    """What every row is measured against: the tools, the source identity, the frames and the held-out faces."""
+
+    tools: _Tools
+    src_id: np.ndarray
+    sampled: list[FramePair]
+    run: list[FramePair]
+    held: list[Path]
+    refs: dict[str, Reference]
+
+
+def prepare(ws: Workspace, cfg: EvaluateConfig, pairs: list[FramePair], share: float) -> tuple[Bench, set[str]]:
+    """The frames sampled, the consecutive run for stability, the references and the held-out faces
+    (``share`` of the source set, the rule of :mod:`facelab.workspace.holdout`)."""
+    from facelab.workspace.holdout import held_out_paths
+
+    tools = _Tools()
+    sampled = _evenly(pairs, cfg.samples)
+    run = pairs[: cfg.stability_frames] if len(pairs) >= 3 else []
+    src_paths = list_faces(ws.aligned("src"))
+    held_set = held_out_paths(src_paths, share)
+    held = _evenly([p for p in src_paths if str(p) in held_set], cfg.held_out_faces)
+    refs = {p.meta.frame_stem: reference(p, tools) for p in {id(p): p for p in sampled + run}.values()}
+    return Bench(tools, source_identity(ws, tools, cfg.src_faces), sampled, run, held, refs), held_set
+
+
+def measure_source(ws: Workspace, source: SwapSource, bench: Bench, cfg: EvaluateConfig,
+                   progress: Progress) -> tuple[dict, dict[str, np.ndarray]]:
+    """One row: every measure of ``source`` on the bench's frames, and its swapped frames by stem."""
+    images = swapped_frames(ws, source, list({id(p): p for p in bench.sampled + bench.run}.values()))
+    measured = []
+    for p in bench.sampled:
+        measured.append(measure_frame(bench.refs[p.meta.frame_stem], images[p.meta.frame_stem], bench.tools,
+                                      bench.src_id, cfg.crop_size, source.resolution, source.face_type))
+        progress(1)
+    row = summarise(measured)
+    row["stability"] = stability([bench.refs[p.meta.frame_stem] for p in bench.run],
+                                 [images[p.meta.frame_stem] for p in bench.run], bench.tools) if bench.run else {}
+    progress(len(bench.run))
+    row["held_out"] = held_out_score(source, bench.held)
+    row |= {"model_type": source.model_type, "kind": source.kind, "resolution": source.resolution,
+            "face_type": source.face_type}
+    return row, images
+
+
 def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None = None) -> Evaluation:
     """Measure the swaps in ``ws`` (see module doc). The first row's measures are also at the top level of the
     report (``identity``, ``expression``, ``pose``, ``sharpness``, ``structure``, ``stability``, ``held_out``)."""
-    from facelab.workspace.holdout import held_out_paths
-
     report_progress = progress or (lambda n=1, **kw: None)
     check_sources(ws)
     pairs = find_pairs(ws)
     primary = merged_model(ws, cfg.model)
-    tools = _Tools()
-    src_id = source_identity(ws, tools, cfg.src_faces)
-    sampled = _evenly(pairs, cfg.samples)
-    run = pairs[: cfg.stability_frames] if len(pairs) >= 3 else []
     share = recorded_holdout(primary)
-    src_paths = list_faces(ws.aligned("src"))
-    held_set = held_out_paths(src_paths, share)
-    held = _evenly([p for p in src_paths if str(p) in held_set], cfg.held_out_faces)
+    bench, held_set = prepare(ws, cfg, pairs, share)
     sources, notes = swap_sources(ws, primary, cfg, held_set)
-    report_progress(0, total=len(sources) * (len(sampled) + len(run)))
-    refs = {p.meta.frame_stem: reference(p, tools) for p in {id(p): p for p in sampled + run}.values()}
+    report_progress(0, total=len(sources) * (len(bench.sampled) + len(bench.run)))
+    shown = bench.sampled[len(bench.sampled) // 2]
+    closeups = {"destination": closeup(bench.refs[shown.meta.frame_stem].image, shown.meta.box)}
     rows: dict[str, dict] = {}
-    shown = sampled[len(sampled) // 2]
-    closeups = {"destination": closeup(refs[shown.meta.frame_stem].image, shown.meta.box)}
     for source in sources:
-        images = swapped_frames(ws, source, list({id(p): p for p in sampled + run}.values()))
+        rows[source.label], images = measure_source(ws, source, bench, cfg, report_progress)
         closeups[source.label] = closeup(images[shown.meta.frame_stem], shown.meta.box)
-        measured = []
-        for p in sampled:
-            measured.append(measure_frame(refs[p.meta.frame_stem], images[p.meta.frame_stem], tools, src_id,
-                                          cfg.crop_size, source.resolution, source.face_type))
-            report_progress(1)
-        row = summarise(measured)
-        row["stability"] = stability([refs[p.meta.frame_stem] for p in run],
-                                     [images[p.meta.frame_stem] for p in run], tools) if run else {}
-        report_progress(len(run))
-        row["held_out"] = held_out_score(source, held)
-        row |= {"model_type": source.model_type, "kind": source.kind, "resolution": source.resolution,
-                "face_type": source.face_type}
-        rows[source.label] = row
     first = next(iter(rows.values()))
-    report = {"frames_sampled": len(sampled), "model": primary.name, "held_out_share": share, "notes": notes,
-              "closeup_frame": shown.meta.frame_stem,
+    report = {"frames_sampled": len(bench.sampled), "model": primary.name, "held_out_share": share,
+              "notes": notes, "closeup_frame": shown.meta.frame_stem,
               **{k: first[k] for k in ("identity", "expression", "pose", "sharpness", "structure", "stability",
                                         "held_out", "per_frame")},
               "rows": rows}

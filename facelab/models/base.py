@@ -43,6 +43,7 @@ class TrainKnobs:
     face_style_power: float
     bg_style_power: float
     morph_factor: float  # AMP only
+    hf_power: float  # weight of the high-frequency (Laplacian L1) reconstruction term
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ Every third iteration re-trains the previous batch with unwarped inputs (targets
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from facelab.align.geometry import canonical_face_type
+from facelab.align.geometry import FACE_TYPE_NAMES, canonical_face_type
 from facelab.models.saehd.model import SAEHD
 
 QUICK96_LR = 2e-4
@@ -19,12 +19,14 @@ QUICK96_LR = 2e-4
 class Quick96Arch:
     """Quick96 (fixed df-ud archi). ``resolution`` is 96 in DeepFaceLab; any multiple of 32 works (for tests)."""
 
-    resolution: int = 96
-    face_type: str = "full"
-    ae_dims: int = 128
-    e_dims: int = 64
-    d_dims: int = 64
-    d_mask_dims: int = 16
+    resolution: int = field(default=96, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    face_type: str = field(default="full", metadata={
+        "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
+        "choices": FACE_TYPE_NAMES})
+    ae_dims: int = field(default=128, metadata={"help": "Autoencoder dims. Fixed at creation."})
+    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation."})
+    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation."})
+    d_mask_dims: int = field(default=16, metadata={"help": "Mask decoder dims. Fixed at creation."})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution % 32:
@@ -46,6 +48,7 @@ class Quick96(SAEHD):
     arch_cls = Quick96Arch
     fixed_options = {"optimizer": "rmsprop", "lr": QUICK96_LR, "lr_dropout": "y", "masked_training": True,
                      "eyes_mouth_prio": False, "gan_power": 0.0, "true_face_power": 0.0, "face_style_power": 0.0,
-                     "bg_style_power": 0.0, "blur_out_mask": False, "pretrain": False}
+                     "bg_style_power": 0.0, "blur_out_mask": False, "pretrain": False,
+                     "hf_power": 0.0}
     lr_cos_cycle = False
     retrain_unwarped_every = 3

@@ -33,11 +33,10 @@ from facelab.train.optim import make_optimizers
 from facelab.train.options import TrainOptions, apply_fixed
 from facelab.train.preview import render_preview, write_loss_plot, write_preview
 from facelab.train.step import StepResult, Trainee, train_step
+from facelab.utils.progress import Progress as ProgressFn
 from facelab.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[..., None]
 
 
 @dataclass(frozen=True)

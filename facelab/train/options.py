@@ -7,62 +7,72 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from facelab.models.base import TrainKnobs
+from facelab.utils.config import setting
+from facelab.utils.workers import workers_field
 
 Optimizer = Literal["adabelief", "rmsprop"]
-CtMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]
+CtMode = Literal["none", "rct", "lct", "mkl", "idt", "sot"]  # DeepFaceLab's training subset of COLOR_TRANSFERS
 LrDropout = Literal["n", "y", "cpu"]
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    batch_size: int = 8  # per process under torchrun
-    lr: float = 5e-5
-    optimizer: Optimizer = "adabelief"
-    lr_dropout: LrDropout = "n"
-    clipgrad: bool = False
-    random_warp: bool = True
-    random_src_flip: bool = False
-    random_dst_flip: bool = True
-    masked_training: bool = True
-    eyes_mouth_prio: bool = False
-    uniform_yaw: bool = False
-    blur_out_mask: bool = False
-    random_hsv_power: float = 0.0
-    ct_mode: CtMode = "none"
-    gan_power: float = 0.0
-    gan_patch_size: int = 0  # 0 = resolution // 8
-    gan_dims: int = 16
-    true_face_power: float = 0.0
-    face_style_power: float = 0.0
-    bg_style_power: float = 0.0
-    morph_factor: float = 0.5  # AMP only
-    pretrain: bool = False
-    mixed_precision: bool = True  # used on CUDA only
-    target_iter: int = 0  # 0 = unlimited
-    autosave_minutes: float = 25.0
-    max_minutes: float = 0.0  # 0 = unlimited; stop (and save) after this long
-    backups: int = 3  # numbered backups kept
-    preview_history: bool = False
-    seed: int = 0
-    workers: int = -1  # data loader processes; -1 = automatic, 0 = in the training process
-    holdout: float = 0.05  # share of source faces (in blocks of frames) never trained on; fixed at creation
+    """Every schedule option; the ``help`` metadata is the text of its ``train`` flag."""
+
+    batch_size: int = setting(8, "Batch size (per process under torchrun).")
+    lr: float = setting(5e-5, "Learning rate.")
+    optimizer: Optimizer = setting("adabelief", "Optimizer.")
+    lr_dropout: LrDropout = setting("n", "Learning-rate dropout: n, y, or cpu.")
+    clipgrad: bool = setting(False, "Clip gradients to global norm 1.0.")
+    random_warp: bool = setting(True, "Random warp of the inputs.")
+    random_src_flip: bool = setting(False, "Random horizontal flip of src faces.")
+    random_dst_flip: bool = setting(True, "Random horizontal flip of dst faces.")
+    masked_training: bool = setting(True, "Restrict losses to the (blurred) face mask.")
+    eyes_mouth_prio: bool = setting(False, "Extra weight on eyes and mouth.")
+    uniform_yaw: bool = setting(False, "Sample src faces uniformly over yaw.")
+    blur_out_mask: bool = setting(False, "Blur the background outside the mask in targets.")
+    random_hsv_power: float = setting(0.0, "Random HSV shift of src inputs, 0-0.3.")
+    ct_mode: CtMode = setting("none", "Colour transfer of src samples toward dst.")
+    gan_power: float = setting(0.0, "GAN power, 0-5 (typ. 0.1).")
+    gan_patch_size: int = setting(0, "GAN patch size; 0 = resolution/8.")
+    gan_dims: int = setting(16, "GAN discriminator dims.")
+    true_face_power: float = setting(0.0, "True-face power, df only (typ. 0.01).")
+    face_style_power: float = setting(0.0, "Face style power.")
+    bg_style_power: float = setting(0.0, "Background style power.")
+    hf_power: float = setting(0.0, "High-frequency loss power: Laplacian L1 against blur, typ. 0.5-2.")
+    morph_factor: float = setting(0.5, "AMP morph factor, 0.1-0.5.")
+    pretrain: bool = setting(False, "Pretraining mode (forces DeepFaceLab's pretrain settings).")
+    mixed_precision: bool = setting(True, "Mixed precision (used on CUDA only).")
+    target_iter: int = setting(0, "Stop (and save) at this iteration; 0 = never.")
+    autosave_minutes: float = setting(25.0, "Save every this many minutes.")
+    max_minutes: float = setting(0.0, "Stop (and save) after this many minutes of training; 0 = no limit.")
+    backups: int = setting(3, "Numbered checkpoint backups to keep.")
+    preview_history: bool = setting(False, "Also keep previews/<iter>.png at every save.")
+    seed: int = setting(0, "Random seed.")
+    workers: int = workers_field("Data loader processes (automatic keeps a core per training process)")
+    holdout: float = setting(0.05, "Share of source faces (in blocks of frames) kept out of training for "
+                                   "evaluate's held-out score; fixed when the model is created.")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.lr <= 0:
             raise ValueError("lr must be > 0")
-        if self.optimizer not in ("adabelief", "rmsprop"):
+        if self.optimizer not in get_args(Optimizer):
             raise ValueError(f"optimizer must be adabelief or rmsprop, not {self.optimizer!r}")
-        if self.ct_mode not in ("none", "rct", "lct", "mkl", "idt", "sot"):
+        if self.ct_mode not in get_args(CtMode):
             raise ValueError(f"unknown ct_mode {self.ct_mode!r}")
-        if self.lr_dropout not in ("n", "y", "cpu"):
+        if self.lr_dropout not in get_args(LrDropout):
             raise ValueError("lr_dropout must be n, y or cpu")
+        if self.workers < -1:
+            raise ValueError(f"workers must be >= -1 (-1 = automatic, 0 = in this process), got {self.workers}")
         if not 0.0 <= self.random_hsv_power <= 0.3:
             raise ValueError("random_hsv_power must be in [0, 0.3]")
+        if self.hf_power < 0:
+            raise ValueError("hf_power must be >= 0")
         if not 0.0 <= self.holdout <= 0.5:
             raise ValueError("holdout must be in [0, 0.5]")
 

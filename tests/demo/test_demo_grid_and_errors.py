@@ -7,19 +7,21 @@ import pytest
 from click.testing import CliRunner
 
 from facelab.cli import cli
-from facelab.demo.grid import demo_grid
+from facelab.demo.grid import close_up, demo_grid
 
 
 def test_demo_grid_layout(astronaut, grace_hopper):
     frames = [astronaut, astronaut[:, ::-1]]
     swapped = [grace_hopper, grace_hopper[::-1]]
-    grid = demo_grid(frames, swapped, astronaut[100:300, 150:350], height=90)
+    grid = demo_grid(frames, {"trained": swapped, "training-free": swapped[::-1]}, astronaut[100:300, 150:350],
+                     height=90)
     assert grid.dtype == np.uint8 and grid.ndim == 3
-    assert grid.shape[0] == 90 * 2 + 4
-    # column 2 of row 1 shows the first destination frame, of row 2 its swapped version
-    assert grid[:90].std() > 10 and grid[94:].std() > 10
+    assert grid.shape[0] == 90 * 3 + 2 * 4  # destination frames, then one row per swap
+    assert grid[:90].std() > 10 and grid[94:184].std() > 10 and grid[188:].std() > 10
     with pytest.raises(ValueError):
-        demo_grid(frames, swapped[:1], astronaut)
+        demo_grid(frames, {"trained": swapped[:1]}, astronaut)
+    with pytest.raises(ValueError):
+        demo_grid(frames, {}, astronaut)
 
 
 def test_demo_without_registry_says_how_to_provide_videos(tmp_path, monkeypatch):
@@ -42,12 +44,32 @@ def test_evaluate_names_the_stage_to_run_first(ws):
     assert res.exit_code != 0 and "run `python main.py" in res.output
 
 
-def test_demo_grid_close_ups(astronaut):
-    box = (180.0, 80.0, 280.0, 200.0)
-    grid = demo_grid([astronaut], [astronaut], astronaut, boxes=[box], height=60)
-    assert grid.shape[0] == 4 * 60 + 3 * 4
-    from facelab.demo.grid import close_up
+def test_evaluate_without_source_faces_names_extract(ws, astronaut):
+    import sys
+    from pathlib import Path
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "merge"))
+    from facekit import face_landmarks
+    from merge_testkit import make_clip
+
+    make_clip(ws, astronaut, 1, face_landmarks(astronaut))
+    ws.merged.mkdir(parents=True, exist_ok=True)
+    (ws.merged / "000001.png").write_bytes((ws.frames("dst") / "000001.png").read_bytes())
+    res = CliRunner().invoke(cli, ["evaluate", "-w", str(ws.root)], obj={})
+    assert res.exit_code != 0 and "no source faces" in res.output
+    assert "run `python main.py extract --side src` first" in res.output
+
+
+def test_demo_grid_close_ups(astronaut):
+    box = (180.0, 80.0, 280.0, 200.0)  # a 120 px face: close-ups of 192 px, at its size in the frame
+    grid = demo_grid([astronaut], {"trained": [astronaut[::-1]], "training-free": [astronaut]}, astronaut,
+                     boxes=[box], height=60)
+    assert grid.shape[0] == 60 + 4 + 192
+    row = grid[64:]
+    assert row.shape[1] >= 3 * 192  # destination, trained and training-free side by side
+    # the destination close-up is the face at its own scale (no resampling), under its label strip
+    np.testing.assert_array_equal(row[30:192, :192], close_up(astronaut, box)[30:192])
+    np.testing.assert_array_equal(row[30:192, 2 * 196:2 * 196 + 192], close_up(astronaut, box)[30:192])
     crop = close_up(astronaut, box)
     assert crop.shape[0] == crop.shape[1] == int(120 * 1.6)
 

@@ -134,3 +134,19 @@ def test_reconstruction_loss_terms_add_up():
     assert torch.allclose(got, want)
     unmasked = L.reconstruction_loss(t, p, m, pm, None, 32, masked=False)
     assert torch.allclose(unmasked, 10 * L.dssim(t, p, 2) + 10 * L.mse(t, p) + 10 * L.mse(m, pm))
+
+
+def test_high_frequency_loss_sees_blur_that_mse_barely_does(astronaut):
+    import cv2
+
+    img = astronaut[100:228, 150:278].astype(np.float32) / 255.0
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.0)
+    t = torch.from_numpy(img).permute(2, 0, 1)[None]
+    b = torch.from_numpy(blurred).permute(2, 0, 1)[None]
+    assert L.high_frequency_loss(t, t).item() == 0.0
+    lap = cv2.filter2D(img, -1, np.array(L.LAPLACIAN_3X3, np.float32))[1:-1, 1:-1]
+    lap_b = cv2.filter2D(blurred, -1, np.array(L.LAPLACIAN_3X3, np.float32))[1:-1, 1:-1]
+    assert L.high_frequency_loss(t, b).item() == pytest.approx(np.abs(lap - lap_b).mean(), rel=1e-4)
+    # relative to the size of each term on a sharp image, blur costs the high-frequency term far more than MSE
+    zero = torch.zeros_like(t)
+    assert L.high_frequency_loss(t, b) / L.high_frequency_loss(t, zero) > 4 * L.mse(t, b) / L.mse(t, zero)

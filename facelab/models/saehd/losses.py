@@ -134,16 +134,35 @@ def bce_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").flatten(1).mean(dim=1)
 
 
+LAPLACIAN_3X3 = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+
+
+def laplacian(x: torch.Tensor) -> torch.Tensor:
+    """The 3x3 Laplacian of each channel of (B, C, H, W) ('valid': (B, C, H-2, W-2))."""
+    c = x.shape[1]
+    k = torch.tensor(LAPLACIAN_3X3, dtype=x.dtype, device=x.device).expand(c, 1, 3, 3)
+    return F.conv2d(x, k, groups=c)
+
+
+def high_frequency_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the two images' Laplacians per sample, (B,): zero for equal images, and a
+    blurred prediction pays for every edge it softens (an MSE or DSSIM term barely notices fine detail)."""
+    return l1(laplacian(a), laplacian(b))
+
+
 def reconstruction_loss(target: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor, pred_mask: torch.Tensor,
-                        em: torch.Tensor | None, resolution: int, masked: bool) -> torch.Tensor:
+                        em: torch.Tensor | None, resolution: int, masked: bool, hf_power: float = 0.0) -> torch.Tensor:
     """One side's SAEHD loss: structural + 10 MSE (on m_b-masked images when ``masked``) + 10 mask MSE
-    (+ 300 L1 on eyes and mouth when ``em`` is given). target/pred (B, 3, R, R), masks (B, 1, R, R). -> (B,)."""
+    (+ 300 L1 on eyes and mouth when ``em`` is given; + 10 ``hf_power`` Laplacian L1 when ``hf_power`` > 0).
+    target/pred (B, 3, R, R), masks (B, 1, R, R). -> (B,)."""
     if masked:
         m_b = blurred_mask(mask, resolution)
         t, p = target * m_b, pred * m_b
     else:
         t, p = target, pred
     loss = structural_loss(t, p, resolution) + 10.0 * mse(t, p)
+    if hf_power > 0:
+        loss = loss + 10.0 * hf_power * high_frequency_loss(t, p)
     if em is not None:
         loss = loss + 300.0 * l1(target * em, pred * em)
     return loss + 10.0 * mse(mask, pred_mask)

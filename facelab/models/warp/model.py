@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from facelab.align import canonical_face_type, hull_mask, transform_points, umeyama
+from facelab.align import FACE_TYPE_NAMES, canonical_face_type, hull_mask, transform_points, umeyama
 from facelab.errors import FacelabError
 from facelab.imageops.color import color_transfer
 from facelab.models.base import TRAINING_FREE, SwapModel
@@ -51,13 +52,20 @@ class WarpArch:
     more of the source's identity); min_usable: fewest usable source faces accepted.
     """
 
-    resolution: int = 256
-    face_type: str = "whole_face"
-    switch_cost: float = 2.0
-    crossfade: int = 6
-    shape_keep: float = 0.3
-    min_usable: int = 20
-    jpeg_quality: int = 95
+    resolution: int = field(default=256, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    face_type: str = field(default="whole_face", metadata={
+        "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
+        "choices": FACE_TYPE_NAMES})
+    switch_cost: float = field(default=2.0, metadata={
+        "help": "Match cost a change of source face must save before it happens (hysteresis). Fixed at creation."})
+    crossfade: int = field(default=6, metadata={
+        "help": "Frames over which a change of source face blends old and new. Fixed at creation."})
+    shape_keep: float = field(default=0.3, metadata={
+        "help": "Share (0-1) of the source face's own eyes, nose and mouth geometry kept on the "
+                "destination's landmarks. Fixed at creation."})
+    min_usable: int = field(default=20, metadata={"help": "Fewest usable source faces accepted. Fixed at creation."})
+    jpeg_quality: int = field(default=95, metadata={
+        "help": "JPEG quality (50-100) of the indexed source faces. Fixed at creation."})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution > 1024:
@@ -71,6 +79,7 @@ class WarpArch:
             raise ValueError(f"jpeg_quality must be in [50, 100], not {self.jpeg_quality}")
 
 
+FACE_CACHE = 256  # decoded source faces kept in memory (a track mostly reuses a few)
 _BUFFERS = ("jpeg", "offsets", "landmarks", "frames", "usable", "score")
 
 
@@ -95,7 +104,7 @@ class WarpModel(nn.Module, SwapModel):
     def _set_index(self, tensors: Mapping[str, torch.Tensor]) -> None:
         for key in _BUFFERS:
             self.register_buffer(key, torch.as_tensor(tensors[key]).detach().cpu().clone())
-        self._faces: dict[int, np.ndarray] = {}
+        self._faces: OrderedDict[int, np.ndarray] = OrderedDict()  # decoded faces, most recent last
         n = len(self)
         self._features = describe_many(self.landmarks.numpy(), self.resolution) if n else None
 
@@ -120,11 +129,17 @@ class WarpModel(nn.Module, SwapModel):
         return self._features
 
     def face(self, index: int) -> np.ndarray:
-        """Source face ``index`` as uint8 RGB (R, R, 3), decoded once."""
-        if index not in self._faces:
-            a, b = int(self.offsets[index]), int(self.offsets[index + 1])
-            bgr = cv2.imdecode(self.jpeg[a:b].numpy(), cv2.IMREAD_COLOR)
-            self._faces[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        """Source face ``index`` as uint8 RGB (R, R, 3); the last :data:`FACE_CACHE` decoded faces are kept."""
+        if index in self._faces:
+            self._faces.move_to_end(index)
+            return self._faces[index]
+        a, b = int(self.offsets[index]), int(self.offsets[index + 1])
+        bgr = cv2.imdecode(self.jpeg[a:b].numpy(), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FacelabError(f"source face {index} of the warp index does not decode; index the source faces again")
+        self._faces[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        while len(self._faces) > FACE_CACHE:
+            self._faces.popitem(last=False)
         return self._faces[index]
 
     # -- choosing source faces ----------------------------------------------------------------------------------
