@@ -82,9 +82,18 @@ def train_for(ws: Workspace, name: str, spec: tuple, minutes: float, fresh: bool
         if seg_minutes <= 0:
             continue
         seg = dataclasses.replace(base, max_minutes=seg_minutes, random_warp=warp)
-        res = train(ws, model_dir.name, "saehd", arch, seg, device, preview=False)
+        res = train(ws, model_dir.name, "saehd", arch, seg, device, preview=False, progress=_every(200, name))
     return {"iterations": res.iteration, "ms_per_iter": res.ms_per_iter, "src_loss": res.src_loss,
             "train_minutes": (time.perf_counter() - t0) / 60}
+
+
+def _every(n: int, name: str):
+    """A progress callback printing the iteration and its time every ``n`` iterations (to watch the rate)."""
+    def report(k: int = 1, **info) -> None:
+        if int(info.get("iter", 0)) % n == 0:
+            print(f"# {name}: iteration {info['iter']}, {info.get('ms')} ms", file=sys.stderr, flush=True)
+
+    return report
 
 
 def measure(ws: Workspace, sources: list, share: float, held: set[str]) -> dict[str, dict]:

@@ -19,8 +19,9 @@ from facelab.utils.progress import Progress
 from facelab.workspace import Workspace, list_images, read_face, read_image, read_meta, write_image
 from facelab.workspace.faces import list_faces, readable
 
-#: A model that learns a recognisable swap in about ten minutes on two CPU cores.
-CPU_ARCH: dict[str, Any] = {"resolution": 64, "face_type": "whole_face", "archi": "df-ud", "ae_dims": 128,
+#: The CPU configuration that gave the sharpest swap for ten minutes of two cores in benchmarks/bench_quality.py
+#: (full face at 96 px: its resolution ceiling on the sample clip is 5x that of a 64 px whole face).
+CPU_ARCH: dict[str, Any] = {"resolution": 96, "face_type": "full", "archi": "df-ud", "ae_dims": 128,
                             "e_dims": 24, "d_dims": 24, "d_mask_dims": 12}
 #: On a GPU, DeepFaceLab's default SAEHD (liae-ud, 128 px) with the demo's face type.
 GPU_ARCH: dict[str, Any] = {"face_type": "whole_face"}

@@ -21,6 +21,7 @@ from facelab.models.warp import WarpModel, build_index
 from facelab.train import checkpoint as ck
 from facelab.train.options import TrainOptions
 from facelab.train.preview import compose_preview, write_preview
+from facelab.train.result import TrainResult, check_arch
 from facelab.workspace.faces import list_faces
 from facelab.workspace.holdout import held_out_paths
 
@@ -53,8 +54,6 @@ def index_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], 
               src_dir: Path, dst_dir: Path, preview: bool = True,
               progress: Callable[..., None] | None = None):
     """Build (or rebuild) the index of ``model_dir`` from ``src_dir``; returns a :class:`TrainResult`."""
-    from facelab.train.loop import TrainResult, check_arch
-
     t0 = time.monotonic()
     overrides = {k: v for k, v in (arch_overrides or {}).items() if v is not None}
     created = not ck.has_checkpoint(model_dir)

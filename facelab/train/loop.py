@@ -29,9 +29,11 @@ from facelab.models.base import TrainableModel
 from facelab.models.store import model_from_checkpoint
 from facelab.train import checkpoint as ck
 from facelab.train import distributed as dd
+from facelab.train.index import index_run
 from facelab.train.optim import make_optimizers
 from facelab.train.options import TrainOptions, apply_fixed
 from facelab.train.preview import render_preview, write_loss_plot, write_preview
+from facelab.train.result import TrainResult, check_arch
 from facelab.train.step import StepResult, Trainee, train_step
 from facelab.utils.progress import Progress as ProgressFn
 from facelab.workspace import Workspace
@@ -48,24 +50,6 @@ class GuardConfig:
     window: int = 50  # running median over this many good steps
     min_history: int = 10  # no spike test before this many good steps
     max_rollbacks: int = 3  # rollbacks in a row without a good save -> give up with an error
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a run did."""
-
-    model_dir: Path
-    created: bool
-    start_iteration: int
-    iteration: int
-    seconds: float
-    ms_per_iter: float
-    src_loss: float  # mean over the last (up to 100) good steps
-    dst_loss: float
-    stopped_by: str  # target_iter | max_minutes | interrupted | should_stop | stopped_by_other_rank
-    skipped_steps: int
-    rollbacks: int
-    saves: int
 
 
 @dataclass
@@ -102,31 +86,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
     random.seed(seed)
-
-
-def check_arch(model_type: str, saved: dict[str, Any], overrides: dict[str, Any], model_dir: Path) -> None:
-    """Error when an explicit architecture flag conflicts with the architecture a model was created with."""
-    from facelab.models import arch_class
-
-    cls = arch_class(model_type)
-    names = {f.name for f in dataclasses.fields(cls)}
-    try:
-        base = cls(**{k: v for k, v in saved.items() if k in names})
-    except (TypeError, ValueError) as exc:
-        raise FacelabError(f"architecture stored in {model_dir} is invalid ({exc}); train under a new --name") from exc
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key not in names:
-            raise FacelabError(f"--{key.replace('_', '-')} is not an option of {model_type} models; drop it")
-        try:
-            wanted = getattr(dataclasses.replace(base, **{key: value}), key)
-        except (TypeError, ValueError) as exc:
-            raise FacelabError(f"invalid --{key.replace('_', '-')} {value!r}: {exc}") from exc
-        if wanted != getattr(base, key):
-            raise FacelabError(
-                f"--{key.replace('_', '-')} {value} conflicts with the model in {model_dir}, created with "
-                f"{key}={getattr(base, key)} (architecture is fixed at creation); drop the flag or use a new --name")
 
 
 def _load_states(run: Run, ckpt: dict[str, Any], source: Path) -> None:
@@ -480,8 +439,6 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     if model_kind(model_type) == TRAINING_FREE:
         if ctx.enabled:
             raise FacelabError(f"{model_type} models index source faces; run them without torchrun")
-        from facelab.train.index import index_run
-
         return index_run(model_dir, model_type, arch_overrides or {}, opts, src_dir or ws.aligned("src"),
                          dst_dir or ws.aligned("dst"), preview, progress)
     run = open_run(model_dir, model_type, arch_overrides or {}, opts, device, ctx)
