@@ -50,6 +50,9 @@ CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], float]] = {
     "f96-hf": ({"resolution": 96, "face_type": "full", "archi": "df-ud", **SMALL}, {"hf_power": 1.0}, 1.0),
     "f128-hf": ({"resolution": 128, "face_type": "full", "archi": "df-ud", **SMALL},
                 {"batch_size": 4, "hf_power": 1.0}, 1.0),
+    "f96-nowarp": ({"resolution": 96, "face_type": "full", "archi": "df-ud", **SMALL}, {}, 0.0),
+    "f96-fast": ({"resolution": 96, "face_type": "full", "archi": "df-ud", **SMALL},
+                 {"batch_size": 4, "hf_power": 1.0, "eyes_mouth_prio": True}, 0.0),
 }
 BASE_OPTS = {"lr": 2e-4, "batch_size": 8, "random_src_flip": True, "autosave_minutes": 0.0, "backups": 0, "seed": 0}
 

@@ -30,7 +30,7 @@ TRAINING_FREE = "training-free"
 @dataclass(frozen=True)
 class TrainKnobs:
     """The training settings a model's forward and losses read; the trainer fills them from its options (no
-    defaults here: they live in :class:`facelab.train.options.TrainOptions`)."""
+    defaults here: they live in the trainer's options record, ``TrainOptions``)."""
 
     masked_training: bool
     eyes_mouth_prio: bool
