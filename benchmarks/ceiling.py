@@ -62,7 +62,8 @@ class KernelRate:
 
 
 def layer_shapes(model: nn.Module, run_forward: Callable[[], object]) -> list[LayerShape]:
-    """The distinct convolution and dense-layer shapes ``run_forward`` calls in ``model``, largest FLOPs first."""
+    """The distinct convolution and dense-layer shapes ``run_forward`` calls in ``model``, largest FLOPs first
+    (``run_forward`` may be a whole training step: the hooks only read input shapes)."""
     seen: dict[LayerShape, None] = {}
 
     def hook(module: nn.Module, args: tuple) -> None:
@@ -75,8 +76,7 @@ def layer_shapes(model: nn.Module, run_forward: Callable[[], object]) -> list[La
                             module.out_features)] = None
     handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     try:
-        with torch.no_grad():
-            run_forward()
+        run_forward()
     finally:
         for h in handles:
             h.remove()
