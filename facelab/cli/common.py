@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import click
 from tqdm import tqdm
 
 from facelab.utils.device import DEVICE_CHOICES
+from facelab.utils.items import failure_summary
 from facelab.utils.progress import Progress
 from facelab.workspace import Workspace
 
@@ -24,6 +25,10 @@ device_option = click.option(
     "--device", type=click.Choice(DEVICE_CHOICES), default=None, help="Compute device [auto].",
 )
 force_option = click.option("--force", is_flag=True, help="Redo finished items instead of resuming.")
+keep_going_option = click.option(
+    "--keep-going", is_flag=True,
+    help="Exit 0 even when some items failed (they are skipped and named); without it such a run exits 1.",
+)
 
 
 def get_workspace(path: Path) -> Workspace:
@@ -59,3 +64,14 @@ def echo_summary(title: str, items: dict) -> None:
     width = max((len(k) for k in items), default=0)
     for key, value in items.items():
         click.echo(f"  {key:<{width}}  {value}")
+
+
+def finish_items(what: str, failures: Sequence[str], keep_going: bool) -> None:
+    """End a stage run that skipped failed items: one line naming them; exit 1 unless ``keep_going``."""
+    if not failures:
+        return
+    line = f"{what}: {failure_summary(failures)}"
+    if keep_going:
+        click.echo(f"warning: {line}", err=True)
+        return
+    raise click.ClickException(f"{line}; fix or remove them and rerun, or pass --keep-going to accept the skips")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from facelab.cli.common import config_option, device_option, echo_summary, get_workspace, progress, progress_callback
+from facelab.cli.common import (
+    config_option,
+    device_option,
+    echo_summary,
+    finish_items,
+    get_workspace,
+    keep_going_option,
+    progress,
+    progress_callback,
+)
 from facelab.evaluate.report import EvaluateConfig, check_sources, evaluate_swap, find_pairs, merged_model, write_report
 from facelab.evaluate.summary import row_lines
 from facelab.utils.config import build_config, load_config_file
@@ -26,8 +35,10 @@ from facelab.utils.config import build_config, load_config_file
               help="JSON report path [workspace/evaluation.json]; the PNG goes beside it.")
 @device_option
 @config_option
+@keep_going_option
 def evaluate_cmd(workspace: Path, model: str | None, samples: int | None, stability_frames: int | None,
-                 compare: bool | None, output: Path | None, device: str | None, config_file: Path | None) -> None:
+                 compare: bool | None, output: Path | None, device: str | None, config_file: Path | None,
+                 keep_going: bool) -> None:
     """Measure the swap: identity, expression, pose, sharpness, structure, stability -> evaluation.json / .png."""
     ws = get_workspace(workspace)
     cfg = build_config(EvaluateConfig, load_config_file(config_file),
@@ -42,6 +53,7 @@ def evaluate_cmd(workspace: Path, model: str | None, samples: int | None, stabil
     echo_summary("evaluation", {"frames sampled": report["frames_sampled"], **row_lines(report),
                                 **{f"note {i + 1}": n for i, n in enumerate(report["notes"])},
                                 "report": f"{json_path} and {json_path.with_suffix('.png')}"})
+    finish_items("evaluate", report["failures"], keep_going)
 
 
 COMMANDS = [evaluate_cmd]

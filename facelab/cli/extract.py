@@ -9,8 +9,10 @@ import click
 from facelab.cli.common import (
     config_option,
     echo_summary,
+    finish_items,
     force_option,
     get_workspace,
+    keep_going_option,
     progress,
     progress_callback,
     workspace_option,
@@ -22,6 +24,8 @@ from facelab.extract import ExtractConfig, extract_faces
 from facelab.landmarks import LANDMARKS, landmarks_available
 from facelab.sort import SORT_METHODS, contact_sheet, recover_names, sort_faces
 from facelab.utils.config import build_config, load_config_file
+from facelab.utils.items import ItemErrors
+from facelab.utils.lock import stage_folders
 from facelab.workspace.faces import read_meta
 
 _TARGETS = {"src": "src", "dst": "dst", "data_src": "src", "data_dst": "dst", "both": "both"}
@@ -34,10 +38,15 @@ def _sides(target: str | None, side: str | None) -> list[str]:
     return ["src", "dst"] if chosen == "both" else [chosen]
 
 
-def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, force: bool, title: str) -> None:
-    with progress(None, f"extract {title}", unit="frame") as bar:
+def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, force: bool,
+                 title: str) -> tuple[str, ...]:
+    """Extract one frames folder and print its summary; returns the frames that failed."""
+    # no frames folder: nothing to lock (nor to create); the stage says what is missing
+    with stage_folders("extract", aligned if frames.is_dir() else None), \
+            progress(None, f"extract {title}", unit="frame") as bar:
         result = extract_faces(frames, aligned, cfg, progress_callback(bar), source_root=root, force=force)
     echo_summary(f"extract {title}: {aligned}", result.summary())
+    return result.failures
 
 
 @click.command("extract")
@@ -51,19 +60,23 @@ def _run_extract(frames: Path, aligned: Path, root: Path, cfg: ExtractConfig, fo
 @config_option
 @config_options(ExtractConfig)
 @force_option
-def extract_cmd(target, workspace, side, input_dir, output_dir, config_file, force, **flags) -> None:
+@keep_going_option
+def extract_cmd(target, workspace, side, input_dir, output_dir, config_file, force, keep_going, **flags) -> None:
     """Detect faces, 68 landmarks and write aligned face files (resumes unless --force)."""
     file_cfg = load_config_file(config_file)
     cfg = build_config(ExtractConfig, file_cfg.get("extract", file_cfg), flags, source="extract option")
     if input_dir is not None:
         out = output_dir or input_dir / "aligned"
-        _run_extract(input_dir, out, input_dir.parent, cfg, force, input_dir.name)
+        finish_items("extract", _run_extract(input_dir, out, input_dir.parent, cfg, force, input_dir.name),
+                     keep_going)
         return
     if output_dir is not None:
         raise FacelabError("--output needs --input (the workspace decides both paths otherwise)")
     ws = get_workspace(workspace)
+    failed: list[str] = []
     for s in _sides(target, side):
-        _run_extract(ws.frames(s), ws.aligned(s), ws.root, cfg, force, f"data_{s}")
+        failed += _run_extract(ws.frames(s), ws.aligned(s), ws.root, cfg, force, f"data_{s}")
+    finish_items("extract", failed, keep_going)
 
 
 @click.command("backends")
@@ -85,14 +98,16 @@ def backends_cmd() -> None:
               help="Workspace side whose aligned faces are sorted when FOLDER is not given.")
 @click.option("--by", "method", type=click.Choice(SORT_METHODS.names()), required=True, help="Sort method.")
 @click.option("--count", type=int, default=2000, show_default=True, help="Faces to keep with --by final.")
-def sort_cmd(folder, workspace, side, method, count) -> None:
+@keep_going_option
+def sort_cmd(folder, workspace, side, method, count, keep_going) -> None:
     """Sort face files (renamed 00001...); rejected faces move to <folder>_trash, never deleted."""
     folder = folder or get_workspace(workspace).aligned(side)
     with progress(None, f"sort --by {method}", unit="face") as bar:
         res = sort_faces(folder, method, count=count, progress=progress_callback(bar))
     echo_summary(f"sort --by {method}: {folder}", {"kept": res.kept, "trashed": res.trashed,
-                                                  "skipped (unreadable)": res.skipped,
+                                                  "skipped (unusable, left in place)": res.skipped,
                                                   "trash folder": res.trash_dir or "-"})
+    finish_items("sort", res.failures, keep_going)
 
 
 @click.group("faces")
@@ -109,10 +124,14 @@ def faces_group() -> None:
 @click.option("--cols", type=int, default=8, show_default=True)
 @click.option("--max", "max_faces", type=int, default=64, show_default=True, help="Faces shown, 0 = all.")
 @click.option("--thumb", type=int, default=128, show_default=True, help="Tile size in pixels.")
-def sheet_cmd(folder, out, landmarks, masks, cols, max_faces, thumb) -> None:
+@keep_going_option
+def sheet_cmd(folder, out, landmarks, masks, cols, max_faces, thumb, keep_going) -> None:
     """Write a contact-sheet PNG of the faces in FOLDER."""
-    path = contact_sheet(folder, out, cols=cols, max_faces=max_faces, thumb=thumb, landmarks=landmarks, masks=masks)
+    errors = ItemErrors()
+    path = contact_sheet(folder, out, cols=cols, max_faces=max_faces, thumb=thumb, landmarks=landmarks, masks=masks,
+                         errors=errors)
     click.echo(f"wrote {path}")
+    finish_items("faces sheet", errors.as_tuple(), keep_going)
 
 
 @faces_group.command("recover-names")

@@ -9,8 +9,10 @@ import click
 from facelab.cli.common import (
     device_option,
     echo_summary,
+    finish_items,
     force_option,
     get_workspace,
+    keep_going_option,
     progress,
     progress_callback,
     workspace_option,
@@ -19,6 +21,7 @@ from facelab.cli.options import config_options
 from facelab.masks import MASK_LEARNERS
 from facelab.masks.learner import MaskLearnConfig
 from facelab.utils.device import select_device
+from facelab.utils.lock import stage_folders
 from facelab.workspace.faces import list_faces
 
 _SIDE = click.option("--side", type=click.Choice(["src", "dst"]), default="dst", show_default=True)
@@ -39,7 +42,8 @@ def mask() -> None:
 @click.option("--occluded-list", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Text file of face names (one a line) you tagged as occluded, e.g. a hand over the face.")
 @device_option
-def train_cmd(workspace, side, device, occluded_list, **flags) -> None:
+@keep_going_option
+def train_cmd(workspace, side, device, occluded_list, keep_going, **flags) -> None:
     """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders), plus
     optional yes/no tags of really occluded faces."""
     from facelab.masks.workspace_masks import train_mask_model
@@ -50,7 +54,9 @@ def train_cmd(workspace, side, device, occluded_list, **flags) -> None:
     with progress(cfg.steps + cfg.refine_steps, f"mask train {cfg.method}", "step") as bar:
         result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar),
                                   occluded_list)
+    failures = result.pop("failures", ())
     echo_summary(f"mask model ({cfg.method}) trained on data_{side}/aligned", result)
+    finish_items("mask train", failures, keep_going)
 
 
 @mask.command("apply")
@@ -60,28 +66,36 @@ def train_cmd(workspace, side, device, occluded_list, **flags) -> None:
 @click.option("--name", default="wsol", show_default=True, help="Name of the mask stored in each face file.")
 @device_option
 @force_option
-def apply_cmd(workspace, side, method, name, device, force) -> None:
+@keep_going_option
+def apply_cmd(workspace, side, method, name, device, force, keep_going) -> None:
     """Store the learned visible-face mask in every face file of SIDE (pixels untouched)."""
     from facelab.masks.workspace_masks import apply_masks
 
     ws = get_workspace(workspace)
-    with progress(len(list_faces(ws.aligned(side))), f"mask apply {name}", "face") as bar:
+    with stage_folders("mask apply", ws.aligned(side)), \
+            progress(len(list_faces(ws.aligned(side))), f"mask apply {name}", "face") as bar:
         result = apply_masks(ws, side, method, name, select_device(device or "auto"), force, progress_callback(bar))
+    failures = result.pop("failures", ())
     echo_summary(f"mask {name!r} on data_{side}/aligned", result)
+    finish_items("mask apply", failures, keep_going)
 
 
 @mask.command("remove")
 @workspace_option
 @_SIDE
 @click.option("--name", default="wsol", show_default=True)
-def remove_cmd(workspace, side, name) -> None:
+@keep_going_option
+def remove_cmd(workspace, side, name, keep_going) -> None:
     """Remove the named mask from every face file of SIDE."""
     from facelab.masks.workspace_masks import remove_masks
 
     ws = get_workspace(workspace)
-    with progress(len(list_faces(ws.aligned(side))), f"mask remove {name}", "face") as bar:
+    with stage_folders("mask remove", ws.aligned(side)), \
+            progress(len(list_faces(ws.aligned(side))), f"mask remove {name}", "face") as bar:
         result = remove_masks(ws, side, name, progress_callback(bar))
+    failures = result.pop("failures", ())
     echo_summary(f"mask {name!r} on data_{side}/aligned", result)
+    finish_items("mask remove", failures, keep_going)
 
 
 COMMANDS = [mask]

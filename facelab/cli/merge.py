@@ -11,14 +11,17 @@ from facelab.cli.common import (
     config_option,
     device_option,
     echo_summary,
+    finish_items,
     force_option,
     get_workspace,
+    keep_going_option,
     progress,
     progress_callback,
     workspace_option,
 )
 from facelab.cli.options import config_options, pop_flags
 from facelab.merge.config import MergeConfig
+from facelab.utils.lock import stage_folders
 
 _PATH_DIR = click.Path(file_okay=False, path_type=Path)
 
@@ -56,6 +59,7 @@ def _prepare(kw: dict[str, Any]):
 @click.group("merge", invoke_without_command=True)
 @_common
 @force_option
+@keep_going_option
 @click.option("--output", "merged_dir", type=_PATH_DIR, default=None, help="Merged frames [data_dst/merged].")
 @click.option("--output-mask", "mask_dir", type=_PATH_DIR, default=None, help="Masks [data_dst/merged_mask].")
 @click.pass_context
@@ -67,14 +71,16 @@ def merge_cmd(ctx: click.Context, **kw: Any) -> None:
     from facelab.merge.stage import MergePaths, merge_frames
 
     force, merged_dir, mask_dir = kw.pop("force"), kw.pop("merged_dir"), kw.pop("mask_dir")
+    keep_going = kw.pop("keep_going")
     frames_dir, aligned_dir = kw.pop("frames_dir"), kw.pop("aligned_dir")
     ws, settings, device, model_dir = _prepare(kw)
     paths = MergePaths.of(ws, frames_dir, aligned_dir, merged_dir, mask_dir)
     predictor = IdentityPredictor(256, "whole_face") if model_dir is None else None
-    with progress(None, "merge", unit="frame") as bar:
+    with stage_folders("merge", paths.merged, paths.merged_mask), progress(None, "merge", unit="frame") as bar:
         result = merge_frames(ws, model_dir, settings, device, force=force, progress=progress_callback(bar),
                               predictor=predictor, paths=paths)
     echo_summary(f"merged into {paths.merged}", result.summary())
+    finish_items("merge", result.failures, keep_going)
 
 
 @merge_cmd.command("preview")

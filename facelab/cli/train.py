@@ -118,8 +118,9 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
         keep_freed_memory()
     reporter = _TrainReporter(opts, quiet=not ctx.is_main)
     try:
-        result = train(ws, name, model_type, arch, opts, dev, progress=reporter, src_dir=src_dir, dst_dir=dst_dir,
-                       preview=not no_preview, ctx=ctx, on_ready=reporter.on_ready)
+        with dd.main_rank_lock(ws.model(name or model_type), ctx, dev):
+            result = train(ws, name, model_type, arch, opts, dev, progress=reporter, src_dir=src_dir,
+                           dst_dir=dst_dir, preview=not no_preview, ctx=ctx, on_ready=reporter.on_ready)
     finally:
         reporter.close()
         dd.shutdown(ctx)
@@ -136,9 +137,12 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
 def _index_cmd(ws, name: str | None, model_type: str, arch: dict[str, Any], opts: TrainOptions,
                src_dir: Path | None, dst_dir: Path | None, no_preview: bool) -> None:
     """``train`` of a training-free model: index the source faces."""
+    from facelab.train.distributed import MODEL_TEMPS
     from facelab.train.loop import train
+    from facelab.utils.lock import stage_folders
 
-    with progress(None, "index", "face") as bar:
+    with stage_folders("train", ws.model(name or model_type), temps=MODEL_TEMPS), \
+            progress(None, "index", "face") as bar:
         result = train(ws, name, model_type, arch, opts, torch_cpu(), progress=progress_callback(bar),
                        src_dir=src_dir, dst_dir=dst_dir, preview=not no_preview)
     echo_summary("train", {"model": str(result.model_dir), "stopped by": result.stopped_by,

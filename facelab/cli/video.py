@@ -9,6 +9,7 @@ import click
 
 from facelab.cli.common import echo_summary, force_option, get_workspace, progress, progress_callback, workspace_option
 from facelab.errors import FacelabError
+from facelab.utils.lock import stage_folders
 from facelab.video import encode_frames, extract_frames, list_frames, probe
 from facelab.workspace import Workspace, list_images
 
@@ -54,7 +55,7 @@ def extract_cmd(target: str | None, workspace: Path, fps: float, fmt: str, outpu
     for video, out in _extract_jobs(ws, target, output):
         info = probe(video)
         expected = info.frame_count if fps == 0 else max(1, round(info.duration * fps))
-        with progress(expected, f"extract {video.name}", unit="frame") as bar:
+        with stage_folders("video extract", out), progress(expected, f"extract {video.name}", unit="frame") as bar:
             result = extract_frames(video, out, fps=fps, fmt=fmt, progress=progress_callback(bar), force=force,
                                     info=info)
         echo_summary(f"extracted {video}", {
@@ -89,7 +90,8 @@ def encode_cmd(workspace: Path, input_dir: Path | None, output: Path | None, ref
         mask_out = output.with_name(output.stem + "_mask" + output.suffix) if output else ws.result_mask
         jobs.append((ws.merged_mask, mask_out))
     for frames_dir, out in jobs:
-        with progress(len(list_frames(frames_dir)), f"encode {out.name}", unit="frame") as bar:
+        with stage_folders("video encode", out.parent, temps=(out.suffix,)), \
+                progress(len(list_frames(frames_dir)), f"encode {out.name}", unit="frame") as bar:
             result = encode_frames(frames_dir, out, reference, fps, crf, bitrate, lossless or None,
                                    progress_callback(bar))
         echo_summary(f"encoded {result.out_path}", {

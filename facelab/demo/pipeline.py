@@ -73,7 +73,7 @@ def step_faces(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
     for side in ("src", "dst"):
         ecfg = ExtractConfig(size=256, max_faces=1, smooth=(side == "dst"))
         res = extract_faces(ws.frames(side), ws.aligned(side), ecfg, progress, source_root=ws.root)
-        out[side] = f"{res.faces} faces from {res.frames} frames ({res.no_face} without a face)"
+        out[side] = f"{res.faces} faces from {res.frames} frames ({res.no_face} without a face, {res.errors} failed)"
         if res.faces + res.skipped == 0:
             raise FacelabError(f"no face found in {ws.frames(side)}; check the video data_{side}.*")
     return out
@@ -121,7 +121,7 @@ def step_merge(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:
 
     res = merge_frames(ws, ws.model(cfg.model_name), MergeConfig(), select_device(cfg.device), force=True,
                        progress=progress)
-    return {"merged": res.merged, "copied (no face)": res.copied_no_face}
+    return {"merged": res.merged, "copied (no face)": res.copied_no_face, "failed": len(res.failures)}
 
 
 def step_encode(ws: Workspace, cfg: DemoConfig, progress: Progress) -> dict:

@@ -22,9 +22,10 @@ import numpy as np
 from facelab.align import estimate_pose, face_transform, transform_points
 from facelab.errors import FacelabError
 from facelab.evaluate import metrics as M
+from facelab.utils.items import ItemErrors, run_items
 from facelab.utils.progress import Progress
 from facelab.workspace import FaceMeta, Workspace, list_images, read_face, read_image, read_meta
-from facelab.workspace.faces import list_faces, readable
+from facelab.workspace.faces import list_faces
 
 log = logging.getLogger(__name__)
 MERGE_RECORD = "merge.json"  # facelab.merge.stage.MERGE_RECORD: which model made the merged frames
@@ -63,16 +64,27 @@ class _Tools:
 
 
 # -- what to measure ----------------------------------------------------------------------------------------------
-def find_pairs(ws: Workspace, need_merged: bool = True) -> list[FramePair]:
-    """Destination frames that have a face file (face index 0) and (``need_merged``) a merged frame, in order."""
+def _usable_meta(ws: Workspace, path: Path) -> tuple[FaceMeta, Path]:
+    """A destination face file's metadata and its frame (inside the workspace, landmarks usable)."""
+    from facelab.workspace.usable import check_usable
+
+    meta = read_meta(path)
+    return meta, check_usable(meta, path, ws)
+
+
+def find_pairs(ws: Workspace, need_merged: bool = True, errors: ItemErrors | None = None) -> list[FramePair]:
+    """Destination frames that have a face file (face index 0) and (``need_merged``) a merged frame, in order.
+    Face files that cannot be used are left out and recorded in ``errors``."""
     merged = {p.stem: p for p in list_images(ws.merged)}
     if need_merged and not merged:
         raise FacelabError(f"no merged frames in {ws.merged}; run `python main.py merge` first")
-    metas: dict[str, FaceMeta] = {}
-    for _, meta in readable(list_faces(ws.aligned("dst")), read_meta):
-        if meta.frame_stem not in metas or meta.face_index < metas[meta.frame_stem].face_index:
-            metas[meta.frame_stem] = meta
-    pairs = [FramePair(m, ws.resolve(m.source_frame), merged.get(stem)) for stem, m in sorted(metas.items())
+    found: dict[str, tuple[FaceMeta, Path]] = {}
+    usable = run_items(list_faces(ws.aligned("dst")), lambda p: _usable_meta(ws, p),
+                       errors if errors is not None else ItemErrors())
+    for _, (meta, frame) in usable:
+        if meta.frame_stem not in found or meta.face_index < found[meta.frame_stem][0].face_index:
+            found[meta.frame_stem] = (meta, frame)
+    pairs = [FramePair(m, frame, merged.get(stem)) for stem, (m, frame) in sorted(found.items())
              if stem in merged or not need_merged]
     if not pairs and not need_merged:
         raise FacelabError(f"no face files in {ws.aligned('dst')}; run `python main.py extract --side dst` first")
@@ -111,10 +123,16 @@ def _evenly(items: list, n: int) -> list:
     return [items[i] for i in sorted(set(idx))]
 
 
-def source_identity(ws: Workspace, tools: _Tools, count: int) -> np.ndarray:
-    """Mean dlib embedding of ``count`` source faces spread over the source set."""
+def source_identity(ws: Workspace, tools: _Tools, count: int, errors: ItemErrors | None = None) -> np.ndarray:
+    """Mean dlib embedding of ``count`` source faces spread over the source set (unusable ones recorded in
+    ``errors`` and left out)."""
     paths = _evenly(list_faces(ws.aligned("src")), count)
-    embs = [tools.identity.embed(face.image, face.meta.lm_face) for _, face in readable(paths, read_face)]
+
+    def embed(path: Path) -> np.ndarray:
+        face = read_face(path)
+        return tools.identity.embed(face.image, face.meta.lm_face)
+
+    embs = [e for _, e in run_items(paths, embed, errors if errors is not None else ItemErrors())]
     if not embs:
         raise FacelabError(f"no readable source faces in {ws.aligned('src')}; run `python main.py extract` first")
     return np.mean(embs, axis=0)
@@ -289,20 +307,25 @@ def swapped_frames(ws: Workspace, source: SwapSource, pairs: list[FramePair]) ->
     return {p.meta.frame_stem: out[p.original.stem] for p in pairs}
 
 
-def held_out_score(source: SwapSource, held: list[Path]) -> dict:
+def _held_crop(path: Path, resolution: int, face_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """A held-out face cropped to the model: (crop float32 (R,R,3), landmarks in the crop)."""
+    from facelab.imageops.crop import crop_face, face_to_model_matrix
+
+    face = read_face(path)
+    mat = face_to_model_matrix(face.meta, resolution, face_type)
+    return crop_face(face.image, mat, resolution).astype(np.float32) / 255.0, transform_points(face.meta.lm_face, mat)
+
+
+def held_out_score(source: SwapSource, held: list[Path], errors: ItemErrors | None = None) -> dict:
     """src->src SSIM inside the face hull of held-out source faces (never trained on / not in the index), each
     cropped to the model (cubic, from its frame landmarks when the face type differs) and swapped as merge would
     swap it."""
-    from facelab.imageops.crop import crop_face, face_to_model_matrix
-
     if not held:
         return {"faces": 0, "ssim": None}
     r = source.resolution
-    crops, lms = [], []
-    for _, face in readable(held, read_face):
-        mat = face_to_model_matrix(face.meta, r, source.face_type)
-        crops.append(crop_face(face.image, mat, r).astype(np.float32) / 255.0)
-        lms.append(transform_points(face.meta.lm_face, mat))
+    done = [c for _, c in run_items(held, lambda p: _held_crop(p, r, source.face_type),
+                                    errors if errors is not None else ItemErrors())]
+    crops, lms = [c for c, _ in done], [lm for _, lm in done]
     if not crops:
         return {"faces": 0, "ssim": None}
     x, lm = np.stack(crops), np.stack(lms)
@@ -346,9 +369,11 @@ class Bench:
     refs: dict[str, Reference]
 
 
-def prepare(ws: Workspace, cfg: EvaluateConfig, pairs: list[FramePair], share: float) -> tuple[Bench, set[str]]:
+def prepare(ws: Workspace, cfg: EvaluateConfig, pairs: list[FramePair], share: float,
+            errors: ItemErrors | None = None) -> tuple[Bench, set[str]]:
     """The frames sampled, the consecutive run for stability, the references and the held-out faces
-    (``share`` of the source set, the rule of :mod:`facelab.workspace.holdout`)."""
+    (``share`` of the source set, the rule of :mod:`facelab.workspace.holdout`). A frame whose reference cannot
+    be made is left out and recorded in ``errors``."""
     from facelab.workspace.holdout import held_out_paths
 
     tools = _Tools()
@@ -357,12 +382,19 @@ def prepare(ws: Workspace, cfg: EvaluateConfig, pairs: list[FramePair], share: f
     src_paths = list_faces(ws.aligned("src"))
     held_set = held_out_paths(src_paths, share)
     held = _evenly([p for p in src_paths if str(p) in held_set], cfg.held_out_faces)
-    refs = {p.meta.frame_stem: reference(p, tools) for p in {id(p): p for p in sampled + run}.values()}
-    return Bench(tools, source_identity(ws, tools, cfg.src_faces), sampled, run, held, refs), held_set
+    wanted = list({id(p): p for p in sampled + run}.values())
+    refs = {p.meta.frame_stem: ref for p, ref in run_items(wanted, lambda p: reference(p, tools),
+                                                           errors if errors is not None else ItemErrors(),
+                                                           name=lambda p: p.original.name)}
+    sampled = [p for p in sampled if p.meta.frame_stem in refs]
+    run = [p for p in run if p.meta.frame_stem in refs]
+    if not sampled:
+        raise FacelabError(f"none of the sampled frames of {ws.frames('dst')} could be read; see the log")
+    return Bench(tools, source_identity(ws, tools, cfg.src_faces, errors), sampled, run, held, refs), held_set
 
 
 def measure_source(ws: Workspace, source: SwapSource, bench: Bench, cfg: EvaluateConfig,
-                   progress: Progress) -> tuple[dict, dict[str, np.ndarray]]:
+                   progress: Progress, errors: ItemErrors | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """One row: every measure of ``source`` on the bench's frames, and its swapped frames by stem."""
     images = swapped_frames(ws, source, list({id(p): p for p in bench.sampled + bench.run}.values()))
     measured = []
@@ -374,7 +406,7 @@ def measure_source(ws: Workspace, source: SwapSource, bench: Bench, cfg: Evaluat
     row["stability"] = stability([bench.refs[p.meta.frame_stem] for p in bench.run],
                                  [images[p.meta.frame_stem] for p in bench.run], bench.tools) if bench.run else {}
     progress(len(bench.run))
-    row["held_out"] = held_out_score(source, bench.held)
+    row["held_out"] = held_out_score(source, bench.held, errors)
     row |= {"model_type": source.model_type, "kind": source.kind, "resolution": source.resolution,
             "face_type": source.face_type}
     return row, images
@@ -385,21 +417,22 @@ def evaluate_swap(ws: Workspace, cfg: EvaluateConfig, progress: Progress | None 
     report (``identity``, ``expression``, ``pose``, ``sharpness``, ``structure``, ``stability``, ``held_out``)."""
     report_progress = progress or (lambda n=1, **kw: None)
     check_sources(ws)
-    pairs = find_pairs(ws)
+    errors = ItemErrors()
+    pairs = find_pairs(ws, errors=errors)
     primary = merged_model(ws, cfg.model)
     share = recorded_holdout(primary)
-    bench, held_set = prepare(ws, cfg, pairs, share)
+    bench, held_set = prepare(ws, cfg, pairs, share, errors)
     sources, notes = swap_sources(ws, primary, cfg, held_set)
     report_progress(0, total=len(sources) * (len(bench.sampled) + len(bench.run)))
     shown = bench.sampled[len(bench.sampled) // 2]
     closeups = {"destination": closeup(bench.refs[shown.meta.frame_stem].image, shown.meta.box)}
     rows: dict[str, dict] = {}
     for source in sources:
-        rows[source.label], images = measure_source(ws, source, bench, cfg, report_progress)
+        rows[source.label], images = measure_source(ws, source, bench, cfg, report_progress, errors)
         closeups[source.label] = closeup(images[shown.meta.frame_stem], shown.meta.box)
     first = next(iter(rows.values()))
     report = {"frames_sampled": len(bench.sampled), "model": primary.name, "held_out_share": share,
-              "notes": notes, "closeup_frame": shown.meta.frame_stem,
+              "notes": notes, "closeup_frame": shown.meta.frame_stem, "failures": list(dict.fromkeys(errors.failures)),
               **{k: first[k] for k in ("identity", "expression", "pose", "sharpness", "structure", "stability",
                                         "held_out", "per_frame")},
               "rows": rows}

@@ -19,15 +19,16 @@ from facelab.align.smooth import smooth_landmarks
 from facelab.errors import FacelabError
 from facelab.extract.config import AUTO_MAX_WORKERS, ExtractConfig
 from facelab.extract.frame import FaceFinder, FrameFaces, reference_embedding
-from facelab.extract.state import faces_by_frame, load_state, save_state
+from facelab.extract.state import load_state, save_state, scan_faces
 from facelab.extract.writer import write_debug, write_faces
+from facelab.utils.items import ITEM_ERRORS, ItemErrors, item_message
 from facelab.utils.progress import Progress
 from facelab.utils.workers import resolve_workers
 from facelab.workspace.images import list_images, read_image
 
 log = logging.getLogger(__name__)
 STATE_EVERY = 10  # frames between state-file writes
-FRAME_ERRORS = (FacelabError, OSError, ValueError, RuntimeError, cv2.error)
+FRAME_ERRORS = (*ITEM_ERRORS, RuntimeError)  # the per-item policy, plus what a detector backend raises
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ class ExtractResult:
     skipped: int  # finished earlier (resumed)
     rejected: int  # detections dropped by the checks
     seconds: float
-    error_files: tuple[str, ...] = ()
+    error_files: tuple[str, ...] = ()  # "frame: why" of every frame that failed
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        return self.error_files
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -59,7 +64,7 @@ class FrameOutcome:
     source_frame: str
     written: int
     found: FrameFaces | None = None
-    error: str | None = None
+    error: str | None = None  # one line: why the frame failed
     rejected: int = 0
 
 
@@ -70,7 +75,7 @@ class _Tally:
     no_face: int = 0
     multi_face: int = 0
     rejected: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: ItemErrors = field(default_factory=ItemErrors)
 
 
 # --- per-frame work (runs in the parent or in a worker process) -------------------------------------------------
@@ -96,7 +101,7 @@ def _process(finder: FaceFinder, job: _Job) -> FrameOutcome:
             write_debug(image, found.faces, job.path.stem, job.debug_dir, finder.cfg)
         return FrameOutcome(job.source_frame, len(found.faces), found, rejected=rejected)
     except FRAME_ERRORS as exc:
-        return FrameOutcome(job.source_frame, 0, None, error=f"{job.path.name}: {exc}")
+        return FrameOutcome(job.source_frame, 0, None, error=item_message(exc, job.path.name))
 
 
 _WORKER_FINDER: list[FaceFinder] = []  # process-local: each worker loads its models once
@@ -171,10 +176,14 @@ def smooth_runs(order: list[str], found: dict[str, FrameFaces], cfg: ExtractConf
 # --- the stage ---------------------------------------------------------------------------------------------------
 
 def _source_name(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    """``path`` relative to ``root``: as written first (a frames folder linked elsewhere keeps its workspace name),
+    else after resolving both."""
+    for p, r in ((path, root), (path.resolve(), root.resolve())):
+        try:
+            return p.relative_to(r).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
 
 
 def _retire_old_faces(existing: dict[str, list[Path]], frames: set[str], aligned_dir: Path) -> None:
@@ -200,14 +209,14 @@ def _plan(frames_dir: Path, aligned_dir: Path, root: Path, force: bool) -> tuple
                            "(`python main.py video extract`) or pass --input")
     frames = list_images(frames_dir)
     names = {p: _source_name(p, root) for p in frames}
-    existing = faces_by_frame(aligned_dir)
+    existing, complete = scan_faces(aligned_dir)
     state = {} if force else load_state(aligned_dir)
     if force:
         _retire_old_faces(existing, set(names.values()), aligned_dir)
-        existing = {}
-    done = set(state) | set(existing)
-    for name, paths in existing.items():
-        state.setdefault(name, len(paths))
+        existing, complete = {}, set()
+    done = set(state) | complete  # a frame a kill cut short between its faces is redone
+    for name in complete:
+        state.setdefault(name, len(existing[name]))
     return frames, [p for p in frames if names[p] not in done], state
 
 
@@ -215,8 +224,7 @@ def _tally(t: _Tally, o: FrameOutcome, state: dict[str, int], count_faces: bool)
     t.processed += 1
     t.rejected += o.rejected
     if o.error is not None:
-        t.errors.append(o.error)
-        log.warning("frame failed: %s", o.error)
+        t.errors.add(Path(o.source_frame).name, o.error)
         return
     n = len(o.found.faces) if o.found is not None else o.written
     t.no_face += n == 0
@@ -263,28 +271,30 @@ def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike,
             if progress is not None:
                 progress(1, faces=tally.faces if not cfg.smooth else sum(len(f.faces) for f in found.values()))
         if cfg.smooth:
-            tally.faces += _write_smoothed(jobs, found, cfg, state, dbg)
+            tally.faces += _write_smoothed(jobs, found, cfg, state, dbg, tally.errors)
     finally:
         save_state(aligned_dir, state)
     return ExtractResult(len(frames), tally.processed, tally.faces, tally.no_face, tally.multi_face,
                          len(tally.errors), len(frames) - len(todo), tally.rejected, time.perf_counter() - t0,
-                         tuple(tally.errors))
+                         tally.errors.as_tuple())
 
 
 def _write_smoothed(jobs: list[_Job], found: dict[str, FrameFaces], cfg: ExtractConfig, state: dict[str, int],
-                    dbg: Path | None) -> int:
-    """Second pass of ``--smooth``: smooth single-face runs, then align and write every frame's faces."""
+                    dbg: Path | None, errors: ItemErrors) -> int:
+    """Second pass of ``--smooth``: smooth single-face runs, then align and write every frame's faces (a frame
+    that fails is recorded in ``errors`` and left unfinished, so a rerun retries it)."""
     smoothed = smooth_runs([j.source_frame for j in jobs], found, cfg)
     written = 0
     for job in jobs:
         ff = smoothed.get(job.source_frame)
         if ff is None:
             continue
-        image = read_image(job.path)
-        written += len(write_faces(image, ff.faces, job.source_frame, job.aligned_dir, cfg))
-        if dbg is not None:
-            write_debug(image, ff.faces, job.path.stem, dbg, cfg)
-        state[job.source_frame] = len(ff.faces)
+        with errors.guard(job.path.name):
+            image = read_image(job.path)
+            written += len(write_faces(image, ff.faces, job.source_frame, job.aligned_dir, cfg))
+            if dbg is not None:
+                write_debug(image, ff.faces, job.path.stem, dbg, cfg)
+            state[job.source_frame] = len(ff.faces)
     return written
 
 

@@ -1,4 +1,4 @@
-"""Resume bookkeeping: which frames are finished (face files present, or recorded in ``.extract_state.json``)."""
+"""Resume bookkeeping: which frames are finished (their face 0 present, or recorded in ``.extract_state.json``)."""
 
 from __future__ import annotations
 
@@ -36,13 +36,19 @@ def save_state(aligned_dir: Path, frames: dict[str, int]) -> None:
     atomic_write_text(Path(aligned_dir) / STATE_NAME, json.dumps(doc, indent=0))
 
 
-def faces_by_frame(aligned_dir: Path) -> dict[str, list[Path]]:
-    """Face files in ``aligned_dir`` grouped by their source frame (from metadata, so renamed files count)."""
+def scan_faces(aligned_dir: Path) -> tuple[dict[str, list[Path]], set[str]]:
+    """Face files in ``aligned_dir`` grouped by their source frame (from metadata, so renamed files count), and
+    the frames among them whose faces were all written: a frame's faces are written last index first
+    (:func:`facelab.extract.writer.write_faces`), so a frame with its face 0 is complete and one without it was
+    cut short by a kill."""
     out: dict[str, list[Path]] = {}
+    complete: set[str] = set()
     for path in list_faces(aligned_dir):
         try:
             meta = read_meta(path)
         except FaceFileError:
             continue
         out.setdefault(meta.source_frame, []).append(path)
-    return out
+        if meta.face_index == 0:
+            complete.add(meta.source_frame)
+    return out, complete

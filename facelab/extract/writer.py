@@ -41,17 +41,22 @@ def build_meta(face: FoundFace, index: int, source_frame: str, frame_size: tuple
 
 def write_faces(image: np.ndarray, faces: tuple[FoundFace, ...], source_frame: str, aligned_dir: Path,
                 cfg: ExtractConfig) -> list[Path]:
-    """Write ``<frame_stem>_<i>.<fmt>`` for each face (largest first = index 0); returns the paths."""
+    """Write ``<frame_stem>_<i>.<fmt>`` for each face (largest first = index 0); returns the paths in index order.
+
+    The files are written last index first, so face 0 on disk means every face of the frame is there: a run killed
+    between two faces of a frame leaves it without face 0, and a rerun redoes the frame
+    (:func:`facelab.extract.state.scan_faces`).
+    """
     stem = Path(source_frame).stem
     h, w = image.shape[:2]
     out = []
-    for i, face in enumerate(faces):
-        meta, mat = build_meta(face, i, source_frame, (w, h), cfg)
+    for i in reversed(range(len(faces))):
+        meta, mat = build_meta(faces[i], i, source_frame, (w, h), cfg)
         path = aligned_dir / face_name(stem, i, cfg.image_format)
         face_img = warp_to_face(image, mat, cfg.size, INTERPOLATION_FLAGS[cfg.interpolation])
         write_face(path, face_img, meta, quality=cfg.jpeg_quality)
         out.append(path)
-    return out
+    return out[::-1]
 
 
 def draw_debug(image: np.ndarray, faces: tuple[FoundFace, ...], cfg: ExtractConfig) -> np.ndarray:

@@ -44,18 +44,19 @@ class MaskLearnConfig:
     """Settings of the occluder learner; ``area_r`` is SAT's target occluder share on occluded crops."""
 
     method: str = setting("bas", learner_help, choices=MASK_LEARNERS.names)
-    size: int = setting(64, "Learner input size in pixels.")
-    steps: int = setting(600, "Training steps of the occluder learner.")
-    batch_size: int = setting(32, "Batch size.", flag="batch")
-    lr: float = setting(2e-3, "Learning rate.")
-    alpha: float = setting(0.5, "BAS foreground-guidance weight.")
-    beta: float = setting(1.0, "BAS area weight.")
-    area_r: float = setting(0.15, "SAT target occluder share on occluded crops.")
-    neg_weight: float = setting(1.0, "Weight of the occluder maps of clean faces (they should stay empty).")
+    size: int = setting(64, "Learner input size in pixels.", range=(32, 1024))
+    steps: int = setting(600, "Training steps of the occluder learner.", range=(0, 10_000_000))
+    batch_size: int = setting(32, "Batch size.", flag="batch", range=(2, 4096))
+    lr: float = setting(2e-3, "Learning rate.", range=(0, 10))
+    alpha: float = setting(0.5, "BAS foreground-guidance weight.", range=(0, 100))
+    beta: float = setting(1.0, "BAS area weight.", range=(0, 100))
+    area_r: float = setting(0.15, "SAT target occluder share on occluded crops.", range=(0, 1))
+    neg_weight: float = setting(1.0, "Weight of the occluder maps of clean faces (they should stay empty).",
+                                range=(0, 100))
     refine_steps: int = setting(0, "Steps of the refinement U-Net on the learner's masks (kept only when it helps "
-                                   "on validation); 0 = none.")
+                                   "on validation); 0 = none.", range=(0, 10_000_000))
     sat_backbone: str = setting(DEFAULT_BACKBONE["sat"], "ViT of the sat learner.", choices=SAT_BACKBONES.names)
-    seed: int = setting(0, "Random seed.")
+    seed: int = setting(0, "Random seed.", range=(0, 2**32 - 1))
 
     def __post_init__(self) -> None:
         if self.method not in MASK_LEARNERS:

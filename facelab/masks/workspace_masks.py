@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from facelab.align import hull_mask
-from facelab.errors import FaceFileError, FacelabError
+from facelab.errors import FacelabError
 from facelab.masks.learner import (
     MaskLearnConfig,
     RefineNet,
@@ -38,10 +38,12 @@ from facelab.masks.learner import (
 )
 from facelab.masks.occluders import background_crops, package_textures
 from facelab.utils import checkpoint as ckio
+from facelab.utils.items import ItemErrors
 from facelab.utils.progress import Progress
 from facelab.workspace import Workspace
-from facelab.workspace.faces import MaskRecord, list_faces, read_face, read_meta, readable, update_meta
+from facelab.workspace.faces import Face, MaskRecord, list_faces, read_face, read_meta, update_meta
 from facelab.workspace.images import read_image
+from facelab.workspace.usable import check_usable
 from facelab.wsol.models import create_wsol_model
 
 log = logging.getLogger(__name__)
@@ -60,20 +62,31 @@ class MaskModel:
     cfg: MaskLearnConfig
 
 
-def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generator):
-    """Faces (N,S,S,3), hulls (N,S,S), background crops of their frames (sources) and the face paths."""
-    paths = list_faces(ws.aligned(side))  # type: ignore[arg-type]
+def _side_face(ws: Workspace, path: Path, size: int) -> tuple[Face, np.ndarray, np.ndarray, Path]:
+    """One face file for the learner: (face, image (S,S,3) float32, hull (S,S), its frame inside the workspace)."""
+    face = read_face(path)
+    meta = face.meta
+    frame = check_usable(meta, path, ws)
+    image = cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return face, image, hull_mask(meta.lm_face * (size / meta.size), size), frame
+
+
+def load_side_faces(ws: Workspace, side: str, size: int, rng: np.random.Generator,
+                    errors: ItemErrors | None = None):
+    """Faces (N,S,S,3), hulls (N,S,S), background crops of their frames (sources) and the face paths. A face
+    file that cannot be used (unreadable, its source frame outside the workspace, ...) is recorded in ``errors``."""
+    errors = errors if errors is not None else ItemErrors()
     faces, hulls, bg, used = [], [], [], []
-    frames_seen: set[str] = set()
-    for p, face in readable(paths, read_face):
-        meta = face.meta
-        faces.append(cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
-        hulls.append(hull_mask(meta.lm_face * (size / meta.size), size))
-        used.append(p)
-        frame = ws.resolve(meta.source_frame)
-        if meta.source_frame not in frames_seen and frame.is_file() and len(frames_seen) < 200:
-            frames_seen.add(meta.source_frame)
-            bg += background_crops(read_image(frame).astype(np.float32) / 255.0, meta.box, 96, rng, 1)
+    frames_seen: set[Path] = set()
+    for p in list_faces(ws.aligned(side)):  # type: ignore[arg-type]
+        with errors.guard(p.name):
+            face, image, hull, frame = _side_face(ws, p, size)
+            if frame not in frames_seen and frame.is_file() and len(frames_seen) < 200:
+                bg += background_crops(read_image(frame).astype(np.float32) / 255.0, face.meta.box, 96, rng, 1)
+                frames_seen.add(frame)
+            faces.append(image)
+            hulls.append(hull)
+            used.append(p)
     if len(faces) < 4:
         raise FacelabError(f"{ws.aligned(side)} has {len(faces)} readable face files; run `extract` first "
                            "(the mask learner needs at least 4 faces)")
@@ -110,7 +123,8 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
     out = ws.model(f"mask_{cfg.method}")
     ckio.check_folder_kind(out, KIND)  # before minutes of training, not after
     rng = np.random.default_rng(cfg.seed)
-    faces, hulls, bg, used = load_side_faces(ws, side, cfg.size, rng)
+    errors = ItemErrors()
+    faces, hulls, bg, used = load_side_faces(ws, side, cfg.size, rng, errors)
     tags = read_tags(occluded_list, [p.name for p in used]) if occluded_list else np.zeros(len(faces), bool)
     real_occluded = faces[tags] if tags.any() else None
     faces, hulls = faces[~tags], hulls[~tags]
@@ -139,7 +153,8 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
             "seconds": round(time.time() - t0, 1)}
     save_mask_model(out, learner, refiner, t, d, cfg, info)
     return {"model": str(out), "faces": len(faces), "tagged_occluded": int(tags.sum()), "threshold": t, "dilation_px": d, "val_iou": round(val_iou, 4),
-            "val_iou_refined": None if ref_iou is None else round(ref_iou, 4), "refiner_used": refiner is not None}
+            "val_iou_refined": None if ref_iou is None else round(ref_iou, 4), "refiner_used": refiner is not None,
+            "failed": len(errors), "failures": errors.as_tuple()}
 
 
 def save_mask_model(out: Path, learner: torch.nn.Module, refiner: RefineNet | None, t: float, d: int,
@@ -209,42 +224,50 @@ def face_mask(model: MaskModel, image: np.ndarray, lm_face: np.ndarray, device: 
     return (hull_mask(lm_face, r) * (occ_full < 0.5)).astype(np.float32)
 
 
+def _apply_one(ws: Workspace, path: Path, model: MaskModel, method: str, name: str, device: torch.device,
+               force: bool) -> bool:
+    """Store mask ``name`` in one face file; False when it has one already (and not ``force``)."""
+    meta = read_meta(path)
+    check_usable(meta, path, ws)  # e.g. a source frame outside the workspace: refused, not masked
+    if not force and meta.mask(name) is not None:
+        return False
+    face = read_face(path)
+    mask = face_mask(model, face.image, face.meta.lm_face, device)
+    store = min(face.meta.size, MASK_STORE_MAX)
+    small = cv2.resize(mask, (store, store), interpolation=cv2.INTER_AREA) if store != mask.shape[0] else mask
+    update_meta(path, face.meta.with_mask(MaskRecord.from_array(name, method, small, face.meta.size)))
+    return True
+
+
 def apply_masks(ws: Workspace, side: str, method: str, name: str, device: torch.device, force: bool = False,
                 progress: Progress | None = None) -> dict:
-    """Store mask ``name`` in every face file of ``side`` (faces that have it are skipped unless ``force``)."""
+    """Store mask ``name`` in every face file of ``side`` (faces that have it are skipped unless ``force``).
+    A face file that fails is left as it was and named in ``failures``; the others go on."""
     model = load_mask_model(ws.model(f"mask_{method}"), device)
-    done = skipped = errors = 0
+    done = skipped = 0
+    errors = ItemErrors()
     for p in list_faces(ws.aligned(side)):  # type: ignore[arg-type]
-        try:
-            if not force and read_meta(p).mask(name) is not None:
+        with errors.guard(p.name):
+            if _apply_one(ws, p, model, method, name, device, force):
+                done += 1
+            else:
                 skipped += 1
-                continue
-            face = read_face(p)
-            mask = face_mask(model, face.image, face.meta.lm_face, device)
-            store = min(face.meta.size, MASK_STORE_MAX)
-            small = cv2.resize(mask, (store, store), interpolation=cv2.INTER_AREA) if store != mask.shape[0] else mask
-            update_meta(p, face.meta.with_mask(MaskRecord.from_array(name, method, small, face.meta.size)))
-            done += 1
-        except FaceFileError as exc:
-            log.warning("skipped %s", exc)
-            errors += 1
         if progress:
             progress(1)
-    return {"masked": done, "skipped": skipped, "errors": errors}
+    return {"masked": done, "skipped": skipped, "errors": len(errors), "failures": errors.as_tuple()}
 
 
 def remove_masks(ws: Workspace, side: str, name: str, progress: Progress | None = None) -> dict:
-    """Remove mask ``name`` from every face file of ``side`` (other masks and pixels untouched)."""
+    """Remove mask ``name`` from every face file of ``side`` (other masks and pixels untouched); a face file that
+    fails is left as it was and named in ``failures``."""
     removed = 0
+    errors = ItemErrors()
     for p in list_faces(ws.aligned(side)):  # type: ignore[arg-type]
-        try:
+        with errors.guard(p.name):
             meta = read_meta(p)
-        except FaceFileError as exc:
-            log.warning("skipped %s", exc)
-            continue
-        if meta.mask(name) is not None:
-            update_meta(p, meta.without_mask(name))
-            removed += 1
+            if meta.mask(name) is not None:
+                update_meta(p, meta.without_mask(name))
+                removed += 1
         if progress:
             progress(1)
-    return {"removed": removed}
+    return {"removed": removed, "errors": len(errors), "failures": errors.as_tuple()}

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 from facelab.errors import FacelabError
 from facelab.merge.blend import MERGE_MODES
 from facelab.merge.masks import MASK_MODES
-from facelab.utils.config import build_config, load_config_file, setting
+from facelab.utils.config import build_config, check_values, load_config_file, setting
 from facelab.utils.workers import workers_field
 
 MODES = tuple(MERGE_MODES.names())
@@ -193,6 +193,7 @@ def _parse_range(raw: Any, base: MergeConfig, where: str) -> FrameRange:
     fixed = sorted(set(overrides) & GLOBAL_KEYS)
     if fixed:
         raise FacelabError(f"{where}: {', '.join(fixed)} act on the whole run; set them in defaults, not a range")
+    overrides = check_values(MergeConfig, overrides, f"merge option in {where}, range {raw['frames']!r}")
     try:
         replace(base, **overrides)  # validates the combination
     except (TypeError, ValueError) as exc:

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from facelab.errors import FaceFileError, FacelabError
+from facelab.errors import FacelabError
 from facelab.merge.config import MergeConfig, MergeSettings
 from facelab.merge.masks import parse_mask_mode
 from facelab.merge.render import StoredMask
 from facelab.merge.temporal import motion_at, smooth_tracks
+from facelab.utils.items import ItemErrors
 from facelab.workspace.faces import FaceMeta, list_faces, read_meta
 from facelab.workspace.images import list_images
+from facelab.workspace.layout import Workspace
+from facelab.workspace.usable import check_usable
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,9 @@ class PlannedFrame:
 @dataclass(frozen=True)
 class MergePlan:
     frames: tuple[PlannedFrame, ...]
-    bad_faces: int = 0  # unreadable face files (skipped)
+    bad_faces: int = 0  # face files skipped as unreadable or unusable (named in ``failures``)
     orphan_faces: int = 0  # face files whose frame is not in the frames folder
+    failures: tuple[str, ...] = ()  # "face file: why" of every skipped face file
 
 
 def frame_number(path: Path, pos: int) -> int:
@@ -59,32 +63,35 @@ def frame_number(path: Path, pos: int) -> int:
     return int(path.stem) if path.stem.isdigit() else pos + 1
 
 
-def read_face_metas(aligned: Path) -> tuple[dict[str, dict[int, tuple[Path, FaceMeta]]], int]:
-    """Face files of ``aligned`` grouped by frame stem and face index; unreadable files are skipped and counted."""
+def read_face_metas(aligned: Path, errors: ItemErrors, ws: Workspace | None = None
+                    ) -> dict[str, dict[int, tuple[Path, FaceMeta]]]:
+    """Face files of ``aligned`` grouped by frame stem and face index; unreadable or unusable files
+    (:func:`facelab.workspace.usable.check_usable`) are skipped and recorded in ``errors``."""
     grouped: dict[str, dict[int, tuple[Path, FaceMeta]]] = {}
-    bad = 0
     for path in list_faces(aligned):
-        try:
+        with errors.guard(path.name):
             meta = read_meta(path)
-        except FaceFileError as exc:
-            log.warning("skipping %s", exc)
-            bad += 1
-            continue
-        per_frame = grouped.setdefault(meta.frame_stem, {})
-        if meta.face_index in per_frame:
-            log.warning("%s repeats face %d of frame %s; keeping %s", path.name, meta.face_index, meta.frame_stem,
-                        per_frame[meta.face_index][0].name)
-            continue
-        per_frame[meta.face_index] = (path, meta)
-    return grouped, bad
+            check_usable(meta, path, ws)
+            per_frame = grouped.setdefault(meta.frame_stem, {})
+            if meta.face_index in per_frame:
+                log.warning("%s repeats face %d of frame %s; keeping %s", path.name, meta.face_index,
+                            meta.frame_stem, per_frame[meta.face_index][0].name)
+                continue
+            per_frame[meta.face_index] = (path, meta)
+    return grouped
 
 
-def build_plan(frames_dir: Path, aligned_dir: Path, settings: MergeSettings) -> MergePlan:
-    """Pair frames with their face files, smooth each face's landmark track, attach per-frame settings."""
+def build_plan(frames_dir: Path, aligned_dir: Path, settings: MergeSettings, ws: Workspace | None = None
+               ) -> MergePlan:
+    """Pair frames with their face files, smooth each face's landmark track, attach per-frame settings.
+
+    Face files that cannot be used are left out (counted and named in the plan); with ``ws`` their source frame
+    must also lie inside it."""
     frames = list_images(frames_dir)
     if not frames:
         raise FacelabError(f"no frames in {frames_dir}; run `python main.py video extract` first")
-    grouped, bad = read_face_metas(aligned_dir)
+    errors = ItemErrors()
+    grouped = read_face_metas(aligned_dir, errors, ws)
     stems = {p.stem for p in frames}
     orphans = sum(len(v) for k, v in grouped.items() if k not in stems)
     per_frame = [grouped.get(p.stem, {}) for p in frames]
@@ -99,7 +106,7 @@ def build_plan(frames_dir: Path, aligned_dir: Path, settings: MergeSettings) -> 
         _check_stored(cfg, pf)
         motion = motion_at(lms, pos) if cfg.motion_blur > 0 else (0.0, 0.0)
         planned.append(PlannedFrame(pos, number, path, cfg, pf, motion))
-    return MergePlan(tuple(planned), bad, orphans)
+    return MergePlan(tuple(planned), len(errors), orphans, errors.as_tuple())
 
 
 def _check_stored(cfg: MergeConfig, faces: tuple[PlannedFace, ...]) -> None:

@@ -66,7 +66,7 @@ def render_preview(ws: Workspace, model_dir: Path | None, settings: MergeSetting
                    cell_width: int = 360) -> np.ndarray:
     """The grid (uint8 RGB): one row per frame number, one column per combination of ``varies``."""
     paths = paths or MergePaths.of(ws)
-    plan = build_plan(paths.frames, paths.aligned, settings)
+    plan = build_plan(paths.frames, paths.aligned, settings, ws)
     by_number = {f.number: f for f in plan.frames}
     missing = [n for n in frames if n not in by_number]
     if missing:

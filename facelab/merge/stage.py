@@ -27,6 +27,7 @@ from facelab.merge.predict import Predictor, Tracks, load_predictor
 from facelab.merge.render import FaceInput, RenderJob, init_worker, run_render_job
 from facelab.merge.temporal import window_average
 from facelab.utils.atomic import atomic_write_bytes
+from facelab.utils.items import ITEM_ERRORS, ItemErrors
 from facelab.utils.progress import Progress, no_progress
 from facelab.utils.workers import resolve_workers
 from facelab.workspace.images import encode_image, read_image
@@ -64,12 +65,14 @@ class MergeResult:
     model_seconds: float
     read_crop_seconds: float
     render_seconds: float  # summed over workers (CPU time of the rendering itself)
+    failures: tuple[str, ...] = ()  # "name: why" of every face file or frame skipped on an error
 
     def summary(self) -> dict[str, object]:
         fps = self.merged / self.seconds if self.seconds > 0 else 0.0
         return {"frames": self.frames, "merged": self.merged, "copied (no face)": self.copied_no_face,
                 "skipped (already merged)": self.skipped_done, "faces": self.faces,
-                "unreadable face files": self.bad_face_files, "face files without a frame": self.orphan_face_files,
+                "unusable face files": self.bad_face_files, "face files without a frame": self.orphan_face_files,
+                "failed": len(self.failures),
                 "seconds": round(self.seconds, 2), "merged frames/s": round(fps, 2),
                 "model seconds": round(self.model_seconds, 2), "render seconds (workers)": round(self.render_seconds, 2)}
 
@@ -185,11 +188,19 @@ class ColorStats:
         self.add(Prepared(frame, image, mats, crops, []))
 
     def pair(self, pos: int, face_index: int, window: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(this frame's stats, the window average) for one face."""
+        """(this frame's stats, the window average) for one face; a neighbour that cannot be read is left out of
+        the window (its own failure is reported where that frame is merged)."""
         half = window // 2
         for p in range(max(0, pos - half), min(len(self.plan.frames), pos + half + 1)):
-            if any(f.index == face_index for f in self.plan.frames[p].faces):
+            if not any(f.index == face_index for f in self.plan.frames[p].faces):
+                continue
+            try:
                 self._ensure(p)
+            except ITEM_ERRORS as exc:
+                if p == pos:
+                    raise
+                log.warning("colour window of %s: left out %s (%s)", self.plan.frames[pos].stem,
+                            self.plan.frames[p].stem, exc)
         per_face = self.stats.get(face_index, {})
         avg = window_average(per_face, pos, window)
         return None if avg is None or pos not in per_face else (per_face[pos], avg)
@@ -217,30 +228,39 @@ def to_job(item: Prepared, predictor: Predictor, stats: ColorStats | None, paths
 
 
 class Renderer:
-    """Runs render jobs in a process pool (bounded queue) or inline; reports each finished frame."""
+    """Runs render jobs in a process pool (bounded queue) or inline; reports each finished frame. A frame whose
+    rendering fails is recorded in ``errors`` (no output written) and the others go on."""
 
-    def __init__(self, workers: int, progress: Progress) -> None:
+    def __init__(self, workers: int, progress: Progress, errors: ItemErrors) -> None:
         self.workers = workers
         self.progress = progress
+        self.errors = errors
         self.seconds = 0.0
+        self.rendered = 0
         self.pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker) \
             if workers > 0 else None
-        self.inflight: deque[Future] = deque()
+        self.inflight: deque[tuple[str, Future]] = deque()
         if self.pool is not None:  # start the workers now, while the main process loads the model
             for _ in range(workers):
                 self.pool.submit(time.perf_counter)
 
-    def submit(self, job: RenderJob) -> None:
+    def submit(self, job: RenderJob, name: str) -> None:
+        """Render ``job`` (frame ``name``) inline or in the pool."""
         if self.pool is None:
-            self.seconds += run_render_job(job)
+            with self.errors.guard(name):
+                self.seconds += run_render_job(job)
+                self.rendered += 1
             self.progress(1)
             return
-        self.inflight.append(self.pool.submit(run_render_job, job))
+        self.inflight.append((name, self.pool.submit(run_render_job, job)))
         while len(self.inflight) > 2 * self.workers:
             self._finish_one()
 
     def _finish_one(self) -> None:
-        self.seconds += self.inflight.popleft().result()
+        name, future = self.inflight.popleft()
+        with self.errors.guard(name):
+            self.seconds += future.result()
+            self.rendered += 1
         self.progress(1)
 
     def close(self) -> None:
@@ -252,20 +272,47 @@ class Renderer:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _prepared(frames: list[PlannedFrame], predictor: Predictor, batch: int) -> Iterator[list[Prepared]]:
-    """Frames read and cropped, in chunks of at least ``batch`` faces."""
+def _prepared(frames: list[PlannedFrame], predictor: Predictor, batch: int, errors: ItemErrors,
+              progress: Progress) -> Iterator[tuple[list[Prepared], int]]:
+    """Frames read and cropped, in chunks of at least ``batch`` faces, each with the number of frames consumed so
+    far. A frame that cannot be read or cropped is recorded in ``errors`` and reported done."""
     chunk: list[Prepared] = []
     n = 0
-    for frame in frames:
-        image = read_image(frame.path)
-        mats, crops = crop_faces(image, frame, predictor)
+    for consumed, frame in enumerate(frames, start=1):
+        try:
+            image = read_image(frame.path)
+            mats, crops = crop_faces(image, frame, predictor)
+        except ITEM_ERRORS as exc:
+            errors.add(frame.path.name, exc)
+            progress(1)
+            continue
         chunk.append(Prepared(frame, image, mats, crops, []))
         n += len(crops)
         if n >= batch:
-            yield chunk
+            yield chunk, consumed
             chunk, n = [], 0
     if chunk:
-        yield chunk
+        yield chunk, len(frames)
+
+
+def _copy_or_skip(plan: MergePlan, paths: MergePaths, force: bool, errors: ItemErrors, report: Progress
+                  ) -> tuple[list[PlannedFrame], int, int]:
+    """Frames already merged are skipped (unless ``force``), frames without a face copied; returns the frames
+    left to merge, and the copied and skipped counts. A frame that cannot be copied is recorded in ``errors``."""
+    todo, copied, skipped = [], 0, 0
+    for frame in plan.frames:
+        out_path, mask_path = output_paths(paths, frame, frame.cfg)
+        if not force and out_path.exists() and mask_path.exists():
+            skipped += 1
+        elif not frame.faces:
+            with errors.guard(frame.path.name):
+                copy_frame(frame, out_path, mask_path)
+                copied += 1
+        else:
+            todo.append(frame)
+            continue
+        report(1)
+    return todo, copied, skipped
 
 
 def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings | MergeConfig | None = None,
@@ -274,31 +321,23 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
     """Merge every destination frame: ``merged/<stem>.png`` and ``merged_mask/<stem>.png``.
 
     ``predictor`` defaults to the model in ``model_dir`` on ``device``. ``progress(n)`` is called once per frame
-    handled, after one ``progress(0, total=N)``.
+    handled, after one ``progress(0, total=N)``. One bad face file or frame never stops the stage: unusable face
+    files are left out (their frame merged with its other faces, or copied when it has none), frames that fail
+    get no output, and every one is named in ``failures``.
     """
     t_start = time.perf_counter()
     if not isinstance(settings, MergeSettings):
         settings = MergeSettings(settings if settings is not None else MergeConfig())
     paths = paths or MergePaths.of(ws)
     report = progress or no_progress
-    plan = build_plan(paths.frames, paths.aligned, settings)
+    plan = build_plan(paths.frames, paths.aligned, settings, ws)
+    errors = ItemErrors(list(plan.failures))
     report(0, total=len(plan.frames))
-    todo, copied, skipped = [], 0, 0
-    for frame in plan.frames:
-        out_path, mask_path = output_paths(paths, frame, frame.cfg)
-        if not force and out_path.exists() and mask_path.exists():
-            skipped += 1
-            report(1)
-        elif not frame.faces:
-            copy_frame(frame, out_path, mask_path)
-            copied += 1
-            report(1)
-        else:
-            todo.append(frame)
+    todo, copied, skipped = _copy_or_skip(plan, paths, force, errors, report)
     model_s = read_s = 0.0
     # a pool costs a second or two to start: not worth it for a couple of frames
     workers = min(resolve_workers(settings.base.workers), len(todo)) if len(todo) >= 3 else 0
-    renderer = Renderer(workers, report)
+    renderer = Renderer(workers, report, errors)
     try:
         if todo:
             if predictor is None:
@@ -311,8 +350,9 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
         renderer.close()
     if model_dir is not None and todo:
         write_merge_record(paths.merged, Path(model_dir), settings.base)
-    return MergeResult(len(plan.frames), len(todo), copied, skipped, sum(len(f.faces) for f in todo), plan.bad_faces,
-                       plan.orphan_faces, time.perf_counter() - t_start, model_s, read_s, renderer.seconds)
+    return MergeResult(len(plan.frames), renderer.rendered, copied, skipped, sum(len(f.faces) for f in todo),
+                       plan.bad_faces, plan.orphan_faces, time.perf_counter() - t_start, model_s, read_s,
+                       renderer.seconds, errors.as_tuple())
 
 
 MERGE_RECORD = "merge.json"
@@ -338,20 +378,30 @@ def _run(todo: list[PlannedFrame], plan: MergePlan, predictor: Predictor, base: 
     half = base.color_smooth // 2 if smooth_color else 0
     pending: deque[Prepared] = deque()
     model_s = read_s = 0.0
-    done = 0
     t_read = time.perf_counter()
-    for chunk in _prepared(todo, predictor, base.batch):
+    for chunk, done in _prepared(todo, predictor, base.batch, renderer.errors, renderer.progress):
         read_s += time.perf_counter() - t_read
         model_s += predict_batches(chunk, predictor, base.batch)
         if stats is not None:
             for item in chunk:
                 stats.add(item)
         pending.extend(chunk)
-        done += len(chunk)
         next_pos = todo[done].pos if done < len(todo) else len(plan.frames) + half + 1
         while pending and pending[0].frame.pos + half < next_pos:
-            renderer.submit(to_job(pending.popleft(), predictor, stats, paths))
+            _submit(pending.popleft(), predictor, stats, paths, renderer)
         t_read = time.perf_counter()
     while pending:
-        renderer.submit(to_job(pending.popleft(), predictor, stats, paths))
+        _submit(pending.popleft(), predictor, stats, paths, renderer)
     return model_s, read_s
+
+
+def _submit(item: Prepared, predictor: Predictor, stats: ColorStats | None, paths: MergePaths,
+            renderer: Renderer) -> None:
+    """Hand one predicted frame to the renderer; a frame whose render inputs fail is recorded and reported done."""
+    try:
+        job = to_job(item, predictor, stats, paths)
+    except ITEM_ERRORS as exc:
+        renderer.errors.add(item.frame.path.name, exc)
+        renderer.progress(1)
+        return
+    renderer.submit(job, item.frame.path.name)

@@ -26,15 +26,16 @@ AMP_FACE_TYPES = ("full", "whole_face", "head")
 class AMPArch:
     """AMP architecture; ``resolution`` a multiple of 32."""
 
-    resolution: int = field(default=224, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    resolution: int = field(default=224, metadata={
+        "help": "Face resolution in pixels. Fixed at creation.", "range": (16, 1024)})
     face_type: str = field(default="whole_face", metadata={
         "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
         "choices": FACE_TYPE_NAMES})
-    ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation."})
-    inter_dims: int = field(default=1024, metadata={"help": "AMP inter dims. Fixed at creation."})
-    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation."})
-    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation."})
-    d_mask_dims: int = field(default=22, metadata={"help": "Mask decoder dims. Fixed at creation."})
+    ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation.", "range": (1, 4096)})
+    inter_dims: int = field(default=1024, metadata={"help": "AMP inter dims. Fixed at creation.", "range": (1, 16384)})
+    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_mask_dims: int = field(default=22, metadata={"help": "Mask decoder dims. Fixed at creation.", "range": (1, 1024)})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution % 32:

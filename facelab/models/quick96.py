@@ -19,14 +19,15 @@ QUICK96_LR = 2e-4
 class Quick96Arch:
     """Quick96 (fixed df-ud archi). ``resolution`` is 96 in DeepFaceLab; any multiple of 32 works (for tests)."""
 
-    resolution: int = field(default=96, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    resolution: int = field(default=96, metadata={
+        "help": "Face resolution in pixels. Fixed at creation.", "range": (16, 1024)})
     face_type: str = field(default="full", metadata={
         "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
         "choices": FACE_TYPE_NAMES})
-    ae_dims: int = field(default=128, metadata={"help": "Autoencoder dims. Fixed at creation."})
-    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation."})
-    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation."})
-    d_mask_dims: int = field(default=16, metadata={"help": "Mask decoder dims. Fixed at creation."})
+    ae_dims: int = field(default=128, metadata={"help": "Autoencoder dims. Fixed at creation.", "range": (1, 4096)})
+    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_mask_dims: int = field(default=16, metadata={"help": "Mask decoder dims. Fixed at creation.", "range": (1, 1024)})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution % 32:

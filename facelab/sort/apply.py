@@ -9,6 +9,7 @@ from pathlib import Path
 
 from facelab.errors import FaceFileError, FacelabError
 from facelab.sort.methods import SORT_METHODS, SortPlan
+from facelab.utils.items import ItemErrors
 from facelab.utils.progress import Progress
 from facelab.workspace.faces import list_faces, read_meta
 
@@ -21,8 +22,9 @@ class SortResult:
     method: str
     kept: int
     trashed: int
-    skipped: int  # unreadable files left untouched
+    skipped: int  # unusable files left untouched
     trash_dir: Path | None
+    failures: tuple[str, ...] = ()  # "face file: why" of every file left untouched
 
 
 def trash_dir_for(folder: Path) -> Path:
@@ -72,10 +74,11 @@ def sort_faces(folder: str | os.PathLike, method: str, count: int = 2000,
     if not folder.is_dir():
         raise FacelabError(f"faces folder {folder} does not exist; run extract first or pass the right folder")
     paths = list_faces(folder)
-    plan = SORT_METHODS.get(method).factory(paths, count=count, progress=progress)
+    errors = ItemErrors()
+    plan = SORT_METHODS.get(method).factory(paths, count=count, progress=progress, errors=errors)
     handled = set(plan.order) | set(plan.trash)
     kept, trashed, trash = apply_plan(folder, plan)
-    return SortResult(method, kept, trashed, len([p for p in paths if p not in handled]), trash)
+    return SortResult(method, kept, trashed, len([p for p in paths if p not in handled]), trash, errors.as_tuple())
 
 
 def recover_names(folder: str | os.PathLike) -> int:

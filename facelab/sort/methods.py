@@ -11,9 +11,10 @@ import numpy as np
 
 from facelab.align.pose import estimate_pose
 from facelab.sort import measures as ms
+from facelab.utils.items import ItemErrors, run_items
 from facelab.utils.progress import Progress
 from facelab.utils.registry import Registry
-from facelab.workspace.faces import FaceMeta, read_face, read_meta, readable
+from facelab.workspace.faces import FaceMeta, read_face, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -24,29 +25,43 @@ class SortPlan:
     trash: tuple[Path, ...] = ()
 
 
+#: ``method(paths, *, count, progress, errors) -> SortPlan``; files a method cannot use are left out of the plan
+#: (untouched) and recorded in ``errors`` (an :class:`facelab.utils.items.ItemErrors`).
 SortMethod = Callable[..., SortPlan]
 SORT_METHODS: Registry[SortMethod] = Registry("sort method")
 
 
-def _metas(paths: list[Path]) -> list[tuple[Path, FaceMeta]]:
-    return list(readable(paths, read_meta))
+def _errors(errors: ItemErrors | None) -> ItemErrors:
+    return errors if errors is not None else ItemErrors()
 
 
-def _images(paths: list[Path], progress: Progress | None = None):
-    """(path, meta, small image, hull mask) per readable face file; ``progress`` counts the files read."""
-    out = []
+def _metas(paths: list[Path], errors: ItemErrors | None = None) -> list[tuple[Path, FaceMeta]]:
+    return list(run_items(paths, read_meta, _errors(errors)))
+
+
+def _images(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None):
+    """(path, meta, small image, hull mask) per usable face file; ``progress`` counts the files read."""
     if progress is not None:
         progress(0, total=len(paths))
-    for p, face in readable(paths, read_face):
-        img, mask = ms.prepare(face.image, face.meta.lm_face)
-        out.append((p, face.meta, img, mask))
-        if progress is not None:
-            progress(1)
-    return out
+
+    def load(p: Path):
+        try:
+            face = read_face(p)
+            return (face.meta, *ms.prepare(face.image, face.meta.lm_face))
+        finally:
+            if progress is not None:
+                progress(1)
+
+    return [(p, *rest) for p, rest in run_items(paths, load, _errors(errors))]
 
 
-def _ranked(items: list, key: Callable, descending: bool) -> SortPlan:
-    keyed = [(key(it), it[0]) for it in items]
+def _keyed(items: list, key: Callable, errors: ItemErrors | None) -> list[tuple[object, tuple]]:
+    """``(key(item), item)`` for every item whose key can be computed; the others are recorded in ``errors``."""
+    return [(k, it) for it, k in run_items(items, key, _errors(errors), name=lambda it: it[0].name)]
+
+
+def _ranked(items: list, key: Callable, descending: bool, errors: ItemErrors | None = None) -> SortPlan:
+    keyed = [(k, it[0]) for k, it in _keyed(items, key, errors)]
     keyed.sort(key=lambda kv: kv[0], reverse=descending)
     return SortPlan(tuple(p for _, p in keyed))
 
@@ -64,57 +79,59 @@ def _origkey(meta: FaceMeta) -> tuple[str, int]:
 
 
 @SORT_METHODS.register("blur", help="sharpest first (gradient energy inside the face hull)")
-def by_blur(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    return _ranked(_images(paths, progress), lambda it: ms.sharpness(it[2], it[3]), True)
+def by_blur(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_images(paths, progress, errors), lambda it: ms.sharpness(it[2], it[3]), True, errors)
 
 
 @SORT_METHODS.register("motion-blur", help="least motion blur first (variance of Laplacian k=11 in the hull)")
-def by_motion_blur(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    return _ranked(_images(paths, progress), lambda it: ms.laplacian_variance(it[2], it[3]), True)
+def by_motion_blur(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None,
+                   **_) -> SortPlan:
+    return _ranked(_images(paths, progress, errors), lambda it: ms.laplacian_variance(it[2], it[3]), True, errors)
 
 
 @SORT_METHODS.register("face-yaw", help="by head yaw, one side to the other")
-def by_yaw(paths: list[Path], **_) -> SortPlan:
-    return _ranked(_metas(paths), lambda it: pose_of(it[1])[1], False)
+def by_yaw(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_metas(paths, errors), lambda it: pose_of(it[1])[1], False, errors)
 
 
 @SORT_METHODS.register("face-pitch", help="by head pitch, looking up to looking down")
-def by_pitch(paths: list[Path], **_) -> SortPlan:
-    return _ranked(_metas(paths), lambda it: pose_of(it[1])[0], False)
+def by_pitch(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_metas(paths, errors), lambda it: pose_of(it[1])[0], False, errors)
 
 
 @SORT_METHODS.register("source-rect-size", help="largest detector box in the frame first")
-def by_rect(paths: list[Path], **_) -> SortPlan:
+def by_rect(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
     def area(it):
         x0, y0, x1, y1 = it[1].box
         return (x1 - x0) * (y1 - y0)
 
-    return _ranked(_metas(paths), area, True)
+    return _ranked(_metas(paths, errors), area, True, errors)
 
 
 @SORT_METHODS.register("brightness", help="brightest first (mean HSV value in the hull)")
-def by_brightness(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    return _ranked(_images(paths, progress), lambda it: ms.hsv_means(it[2], it[3])[1], True)
+def by_brightness(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None,
+                  **_) -> SortPlan:
+    return _ranked(_images(paths, progress, errors), lambda it: ms.hsv_means(it[2], it[3])[1], True, errors)
 
 
 @SORT_METHODS.register("hue", help="by mean hue in the hull, highest first")
-def by_hue(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    return _ranked(_images(paths, progress), lambda it: ms.hsv_means(it[2], it[3])[0], True)
+def by_hue(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_images(paths, progress, errors), lambda it: ms.hsv_means(it[2], it[3])[0], True, errors)
 
 
 @SORT_METHODS.register("black", help="fewest pure-black pixels first (faces cut by the frame border last)")
-def by_black(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    return _ranked(_images(paths, progress), lambda it: ms.black_pixels(it[2]), False)
+def by_black(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_images(paths, progress, errors), lambda it: ms.black_pixels(it[2]), False, errors)
 
 
 @SORT_METHODS.register("origname", help="by original frame name and face index")
-def by_origname(paths: list[Path], **_) -> SortPlan:
-    return _ranked(_metas(paths), lambda it: _origkey(it[1]), False)
+def by_origname(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
+    return _ranked(_metas(paths, errors), lambda it: _origkey(it[1]), False, errors)
 
 
 @SORT_METHODS.register("oneface", help="trash faces of frames that produced more than one face")
-def by_oneface(paths: list[Path], **_) -> SortPlan:
-    items = sorted(_metas(paths), key=lambda it: _origkey(it[1]))
+def by_oneface(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
+    items = sorted(_metas(paths, errors), key=lambda it: _origkey(it[1]))
     per_frame: dict[str, int] = {}
     for _, meta in items:
         per_frame[meta.source_frame] = per_frame.get(meta.source_frame, 0) + 1
@@ -124,8 +141,8 @@ def by_oneface(paths: list[Path], **_) -> SortPlan:
 
 
 @SORT_METHODS.register("hist", help="group similar faces: greedy chain by histogram similarity (Bhattacharyya)")
-def by_hist(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    items = _images(paths, progress)
+def by_hist(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None, **_) -> SortPlan:
+    items = _images(paths, progress, errors)
     if not items:
         return SortPlan(())
     dist = ms.bhattacharyya_matrix(np.stack([ms.histograms(it[2]) for it in items]))
@@ -141,8 +158,9 @@ def by_hist(paths: list[Path], progress: Progress | None = None, **_) -> SortPla
 
 
 @SORT_METHODS.register("hist-dissim", help="most different from the rest first (summed histogram distance)")
-def by_hist_dissim(paths: list[Path], progress: Progress | None = None, **_) -> SortPlan:
-    items = _images(paths, progress)
+def by_hist_dissim(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None,
+                   **_) -> SortPlan:
+    items = _images(paths, progress, errors)
     if not items:
         return SortPlan(())
     score = ms.bhattacharyya_matrix(np.stack([ms.histograms(it[2]) for it in items])).sum(1)
@@ -190,11 +208,13 @@ def _quota(sizes: list[int], total: int) -> list[int]:
 
 
 @SORT_METHODS.register("final", help="keep the best --count faces spread over yaw (and pitch); trash the rest")
-def by_final(paths: list[Path], count: int = 2000, progress: Progress | None = None, **_) -> SortPlan:
-    items = _images(paths, progress)
+def by_final(paths: list[Path], count: int = 2000, progress: Progress | None = None,
+             errors: ItemErrors | None = None, **_) -> SortPlan:
+    posed = _keyed(_images(paths, progress, errors), lambda it: pose_of(it[1]), errors)
+    items = [(*it, pose) for pose, it in posed]  # (path, meta, image, mask, (pitch, yaw, roll))
     if len(items) <= count:
-        return SortPlan(tuple(it[0] for it in sorted(items, key=lambda it: pose_of(it[1])[1])))
-    yaws = np.array([pose_of(it[1])[1] for it in items])
+        return SortPlan(tuple(it[0] for it in sorted(items, key=lambda it: it[4][1])))
+    yaws = np.array([it[4][1] for it in items])
     bins = np.clip(((yaws + YAW_RANGE) / (2 * YAW_RANGE) * YAW_BINS).astype(int), 0, YAW_BINS - 1)
     groups = [[i for i in range(len(items)) if bins[i] == b] for b in range(YAW_BINS)]
     keep: list[int] = []
@@ -210,7 +230,7 @@ def by_final(paths: list[Path], count: int = 2000, progress: Progress | None = N
 
 def _final_bin(items: list, candidates: list[int], q: int) -> list[int]:
     """Within one yaw bin: split the sharpest candidates by pitch, then pick histogram-diverse faces."""
-    pitches = np.array([pose_of(items[i][1])[0] for i in candidates])
+    pitches = np.array([items[i][4][0] for i in candidates])
     edges = np.quantile(pitches, np.linspace(0, 1, PITCH_BINS + 1)[1:-1]) if len(candidates) > PITCH_BINS else []
     sub = np.searchsorted(edges, pitches) if len(edges) else np.zeros(len(candidates), int)
     parts = [[c for c, s in zip(candidates, sub, strict=True) if s == k] for k in range(PITCH_BINS)]

@@ -10,19 +10,12 @@ import cv2
 import numpy as np
 
 from facelab.align.masks import hull_mask
-from facelab.errors import FaceFileError, FacelabError
+from facelab.errors import FacelabError
+from facelab.utils.items import ItemErrors, run_items
 from facelab.workspace.faces import Face, list_faces, read_face, read_meta
 from facelab.workspace.images import write_image
 
 LABEL_H = 14
-
-
-def _readable(path: Path) -> bool:
-    try:
-        read_meta(path)
-    except FaceFileError:
-        return False
-    return True
 
 
 def _face_mask(face: Face) -> np.ndarray:
@@ -54,20 +47,19 @@ def render_tile(face: Face, thumb: int, landmarks: bool, masks: bool, label: str
 
 
 def contact_sheet(folder: str | os.PathLike, out: str | os.PathLike | None = None, *, cols: int = 8,
-                  max_faces: int = 64, thumb: int = 128, landmarks: bool = False, masks: bool = False) -> Path:
-    """Write a PNG grid of up to ``max_faces`` faces of ``folder`` (evenly spread over the folder); returns it."""
+                  max_faces: int = 64, thumb: int = 128, landmarks: bool = False, masks: bool = False,
+                  errors: ItemErrors | None = None) -> Path:
+    """Write a PNG grid of up to ``max_faces`` faces of ``folder`` (evenly spread over the folder); returns it.
+    Files that cannot be shown are left out and recorded in ``errors``."""
     folder = Path(folder)
-    paths = [p for p in list_faces(folder) if _readable(p)]
+    errors = errors if errors is not None else ItemErrors()
+    paths = [p for p, _ in run_items(list_faces(folder), read_meta, errors)]
     if not paths:
         raise FacelabError(f"no readable face files in {folder}; run extract first or pass the aligned folder")
     if max_faces > 0 and len(paths) > max_faces:
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, max_faces).round().astype(int)]
-    tiles = []
-    for p in paths:
-        try:
-            tiles.append(render_tile(read_face(p), thumb, landmarks, masks, p.stem))
-        except FaceFileError:
-            continue
+    tiles = [tile for _, tile in run_items(
+        paths, lambda p: render_tile(read_face(p), thumb, landmarks, masks, p.stem), errors)]
     if not tiles:
         raise FacelabError(f"none of the face files in {folder} could be decoded")
     cols = max(1, min(cols, len(tiles)))

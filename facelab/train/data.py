@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facelab.align import (
@@ -28,6 +27,7 @@ from facelab.errors import FacelabError
 from facelab.imageops.color import color_transfer
 from facelab.imageops.crop import crop_face, face_to_model_matrix
 from facelab.train.augment import apply_params, random_hsv, random_params, yaw_bins
+from facelab.utils.items import ItemErrors, run_items
 from facelab.utils.progress import Progress
 from facelab.workspace.faces import FaceMeta, list_faces, read_face
 from facelab.workspace.holdout import held_out_paths
@@ -49,6 +49,7 @@ class FaceSet:
     names: tuple[str, ...]
     skipped: int = 0
     held_out: int = 0  # faces kept away from training (see facelab.workspace.holdout)
+    failures: tuple[str, ...] = ()  # "face file: why" of every skipped file
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -114,7 +115,8 @@ def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: 
     """Load every usable face file in ``folder`` at the model resolution and face type, but the ``holdout``
     share held out of training (:func:`facelab.workspace.holdout.held_out_paths`).
 
-    Bad files are skipped (logged, counted in ``skipped``); no usable face raises :class:`FacelabError`.
+    Bad files are skipped (logged, counted in ``skipped`` and named in ``failures``, the per-item policy of
+    :mod:`facelab.utils.items`); no usable face raises :class:`FacelabError`.
     """
     folder = Path(folder)
     face_type = canonical_face_type(face_type)
@@ -122,29 +124,29 @@ def load_faceset(folder: str | Path, resolution: int, face_type: str, progress: 
     held = held_out_paths(paths, holdout)
     paths = [p for p in paths if str(p) not in held]
     images, masks, ems, yaws, names = [], [], [], [], []
-    skipped = 0
+    errors = ItemErrors()
     if progress is not None:
         progress(0, total=len(paths))
-    for path in paths:
+
+    def prepare(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         try:
-            image, mask, em, yaw = prepare_face(path, resolution, face_type)
-        except (FacelabError, ValueError, cv2.error) as exc:
-            log.warning("skipping %s: %s", path, exc)
-            skipped += 1
-        else:
-            images.append(image)
-            masks.append(mask)
-            ems.append(em)
-            yaws.append(yaw)
-            names.append(path.name)
-        if progress is not None:
-            progress(1)
+            return prepare_face(path, resolution, face_type)
+        finally:
+            if progress is not None:
+                progress(1)
+
+    for path, (image, mask, em, yaw) in run_items(paths, prepare, errors):
+        images.append(image)
+        masks.append(mask)
+        ems.append(em)
+        yaws.append(yaw)
+        names.append(path.name)
     if not images:
         what = f"none of its {len(paths)} files are readable face files" if paths else "it has no face files"
         raise FacelabError(f"{folder}: no usable aligned faces ({what}); run extract first")
     r = resolution
     return FaceSet(np.stack(images).reshape(-1, r, r, 3), np.stack(masks), np.stack(ems),
-                   np.asarray(yaws, np.float32), tuple(names), skipped, len(held))
+                   np.asarray(yaws, np.float32), tuple(names), len(errors), len(held), errors.as_tuple())
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,10 +6,13 @@ gloo on CPU, NCCL on CUDA (one GPU per ``LOCAL_RANK``). Batch size is per proces
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -141,3 +144,25 @@ def wrap_module(module: torch.nn.Module, ctx: DistContext, device: torch.device)
 
     ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None)
+
+
+#: Temporary files a training run writes into its model folder (checkpoints, config.json, previews).
+MODEL_TEMPS = (".pt", ".json", ".png")
+
+
+@contextlib.contextmanager
+def main_rank_lock(folder: Path, ctx: DistContext, device: torch.device) -> Iterator[None]:
+    """Rank 0 holds the lock of the model ``folder`` (and cleans its leftover temporaries); every rank learns at
+    once whether it got it, so a refused run stops on all ranks instead of leaving the others waiting."""
+    from facelab.utils.lock import stage_folders
+
+    with contextlib.ExitStack() as stack:
+        refused: FacelabError | None = None
+        if ctx.is_main:
+            try:
+                stack.enter_context(stage_folders("train", folder, temps=MODEL_TEMPS))
+            except FacelabError as exc:
+                refused = exc
+        if any_rank(refused is not None, ctx, device):
+            raise refused or FacelabError(f"{folder} is in use by another run; rank 0 could not lock it")
+        yield

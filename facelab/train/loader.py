@@ -30,6 +30,7 @@ from facelab.align import canonical_face_type
 from facelab.models.batch import Batch
 from facelab.train.data import FaceSet, IndexSampler, SideSpec, load_faceset, make_side_batch, preview_indices
 from facelab.train.options import TrainOptions
+from facelab.utils.items import failure_summary
 from facelab.utils.progress import Progress
 from facelab.utils.workers import AUTO, resolve_workers
 
@@ -288,6 +289,9 @@ class FaceLoader:
         dst = load_faceset(dst_dir, self.resolution, face_type, progress)
         self.counts: dict[str, int] = {"src": len(src), "dst": len(dst), "src_skipped": src.skipped,
                                        "dst_skipped": dst.skipped, "src_held_out": src.held_out}
+        for side, fs in (("src", src), ("dst", dst)):
+            if fs.failures:
+                log.warning("loader: %s faces left out, %s", side, failure_summary(fs.failures))
         n = opts.workers if workers is None else workers
         self.workers = loader_workers(n, world_size)
         self._producer: BatchProducer | None = None

@@ -24,7 +24,7 @@ from facelab.utils.atomic import atomic_path
 from facelab.utils.config import build_config
 from facelab.utils.progress import Progress
 from facelab.video.probe import VideoInfo, probe, rate_from_text
-from facelab.video.tools import QUIET, find_ffmpeg, last_error_line, read_stderr, stderr_file
+from facelab.video.tools import QUIET, ffmpeg_path, find_ffmpeg, last_error_line, read_stderr, stderr_file
 from facelab.workspace.images import list_images, read_image
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def encode_command(size: tuple[int, int], rate: Fraction, out_tmp: Path, setting
         kwargs.update(crf=settings.crf, pix_fmt="yuv420p")
     streams = [v]
     if audio != "none" and reference is not None:
-        streams.append(ffmpeg.input(str(reference.path))["a:0"])
+        streams.append(ffmpeg.input(ffmpeg_path(reference.path))["a:0"])
         kwargs.update({"acodec": "copy"} if audio.startswith("copy") else {"acodec": "aac", "b:a": "192k"})
         if frames is not None:
             kwargs["t"] = f"{(frames + 0.5) / rate:.6f}"
@@ -131,7 +131,7 @@ def encode_command(size: tuple[int, int], rate: Fraction, out_tmp: Path, setting
             kwargs["shortest"] = None
     if out_tmp.suffix.lower() in (".mp4", ".mov", ".m4v"):
         kwargs["movflags"] = "+faststart"
-    out = ffmpeg.output(*streams, str(out_tmp), **kwargs).overwrite_output()
+    out = ffmpeg.output(*streams, ffmpeg_path(out_tmp), **kwargs).overwrite_output()
     return out.compile(cmd=[find_ffmpeg(), *QUIET])
 
 

@@ -18,10 +18,10 @@ import ffmpeg
 import numpy as np
 
 from facelab.errors import FacelabError
-from facelab.utils.atomic import TMP_PREFIX
+from facelab.utils.lock import clean_temps
 from facelab.utils.progress import Progress
 from facelab.video.probe import VideoInfo, probe
-from facelab.video.tools import QUIET, find_ffmpeg, last_error_line, read_stderr, stderr_file
+from facelab.video.tools import QUIET, ffmpeg_path, find_ffmpeg, last_error_line, read_stderr, stderr_file
 from facelab.workspace.images import write_image
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def extract_frames(video: str | os.PathLike, out_dir: str | os.PathLike, fps: fl
         raise FacelabError(f"--fps must be 0 (keep the video's rate) or positive, got {fps}")
     start = time.perf_counter()
     info = info or probe(video)
-    out = _prepare_dir(Path(out_dir))
+    out = _prepare_dir(Path(out_dir), fmt)
     existing = set() if force else {p.name for p in out.iterdir() if p.is_file()}
     if not force and fps == 0 and all(frame_name(i, fmt) in existing for i in range(1, info.frame_count + 1)):
         if progress:
@@ -70,12 +70,12 @@ def extract_frames(video: str | os.PathLike, out_dir: str | os.PathLike, fps: fl
     return ExtractResult(out, written, total - written, total, time.perf_counter() - start, info)
 
 
-def _prepare_dir(out: Path) -> Path:
-    """Create ``out`` and remove temporary files an interrupted run left there (only ours: ``.tmp-*``)."""
+def _prepare_dir(out: Path, fmt: str) -> Path:
+    """Create ``out`` and remove the temporary frames an interrupted run left there: only this stage's own
+    (:func:`facelab.utils.lock.clean_temps`), never a user's file that merely starts with ``.tmp-``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for leftover in out.glob(TMP_PREFIX + "*"):
-            leftover.unlink()
+        clean_temps(out, (f".{fmt}",))
     except OSError as exc:
         raise FacelabError(f"cannot write frames into {out}: {exc.strerror}; choose a writable --output folder") from exc
     return out
@@ -83,7 +83,7 @@ def _prepare_dir(out: Path) -> Path:
 
 def decode_command(info: VideoInfo, fps: float = 0) -> list[str]:
     """ffmpeg arguments that write every frame of ``info.path`` as raw RGB24 to stdout."""
-    stream = ffmpeg.input(str(info.path))[str(info.stream_index)]
+    stream = ffmpeg.input(ffmpeg_path(info.path))[str(info.stream_index)]
     kwargs: dict = {"format": "rawvideo", "pix_fmt": "rgb24"}
     if fps > 0:
         stream = stream.filter("fps", fps=fps)

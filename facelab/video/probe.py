@@ -19,7 +19,7 @@ from pathlib import Path
 import ffmpeg
 
 from facelab.errors import FacelabError
-from facelab.video.tools import QUIET, check_input_file, find_ffmpeg, last_error_line
+from facelab.video.tools import QUIET, check_input_file, ffmpeg_path, find_ffmpeg, last_error_line
 
 _STREAM = re.compile(r"^\s*Stream #0:(\d+)\S*: (Video|Audio|Subtitle|Data|Attachment): (\w+)(.*)$")
 _SIZE = re.compile(r", (\d{1,5})x(\d{1,5})[ ,]")
@@ -91,7 +91,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def _run_header(path: Path) -> str:
     """ffmpeg's input header for ``path`` (stderr of ``ffmpeg -i``, which exits non-zero by design)."""
     try:
-        proc = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+        proc = subprocess.run([find_ffmpeg(), "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)], capture_output=True,
                               text=True, errors="replace", timeout=120)
     except (OSError, subprocess.SubprocessError) as exc:
         raise FacelabError(f"cannot run ffmpeg on {path}: {exc}") from exc
@@ -103,7 +103,7 @@ def _run_header(path: Path) -> str:
 
 
 def _run_packets(path: Path, index: int) -> tuple[str, int, str]:
-    stream = ffmpeg.input(str(path))[str(index)]
+    stream = ffmpeg.input(ffmpeg_path(path))[str(index)]
     cmd = ffmpeg.output(stream, "-", c="copy", format="framecrc").compile(cmd=[find_ffmpeg(), *QUIET])
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facelab.video.tools import run_ffmpeg
+from facelab.video.tools import ffmpeg_path, run_ffmpeg
 
 
 def make_clip(path: str | os.PathLike, seconds: float = 2.0, fps: int | str = 25, size: tuple[int, int] = (64, 48),
@@ -29,5 +29,5 @@ def make_clip(path: str | os.PathLike, seconds: float = 2.0, fps: int | str = 25
         args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix]
     if audio:
         args += ["-c:a", "aac", "-b:a", "64k"]
-    run_ffmpeg([*args, "-y", str(path)], str(path), timeout=120)
+    run_ffmpeg([*args, "-y", ffmpeg_path(path)], str(path), timeout=120)
     return path

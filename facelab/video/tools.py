@@ -51,6 +51,12 @@ def find_ffmpeg() -> str:
         ) from exc
 
 
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """``path`` as ffmpeg cannot mistake it: ``file:`` and the absolute path, so a colon is never taken for a
+    protocol (``co:lon/x.mp4``) and a leading ``-`` never for an option."""
+    return "file:" + os.path.abspath(os.fspath(path))
+
+
 def last_error_line(stderr: str) -> str:
     """The most telling line of ffmpeg's stderr (the last non-empty one), shortened to fit one line."""
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]

@@ -3,8 +3,11 @@
 * PNG: an ``iTXt`` chunk with keyword ``facelab`` (zlib-compressed JSON), placed before ``IEND``.
 * JPEG: ``APP11`` segments tagged ``FACELAB\\0`` carrying zlib-compressed JSON, split into numbered parts.
 
-Reading never unpickles and bounds every size, so a face file from an untrusted source is safe to open; a corrupt
-or foreign file raises :class:`FaceFileError` naming it. Metadata can be rewritten without re-encoding pixels.
+Reading never unpickles and bounds every size, so a face file from an untrusted source is safe to open: the file,
+the compressed and decompressed metadata, the number of JSON values, every number (finite, within
+:data:`MAX_COORD`), the pixel size each image declares before it is decoded (:func:`check_image_size`), and the
+geometry (landmarks the face fit can use, invertible matrices). A corrupt, foreign or hostile file raises
+:class:`FaceFileError` naming it. Metadata can be rewritten without re-encoding pixels.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import os
 import struct
 import zlib
@@ -25,7 +27,8 @@ import numpy as np
 
 from facelab.errors import FaceFileError, FacelabError
 from facelab.utils.atomic import atomic_write_bytes
-from facelab.workspace.images import decode_image, encode_image
+from facelab.workspace import untrusted as u
+from facelab.workspace.images import check_image_size, decode_image, encode_image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,14 +37,17 @@ SCHEMA_VERSION = 1
 PNG_KEYWORD = b"facelab"
 JPEG_TAG = b"FACELAB\x00"
 JPEG_APP = 0xEB  # APP11
+MAX_FILE_BYTES = 96 << 20  # a face file: a 4096 px PNG face plus its metadata fit well below this
 MAX_COMPRESSED = 8 << 20  # bytes of compressed metadata accepted
-MAX_JSON = 32 << 20  # bytes of decompressed JSON accepted
-MAX_MASK_PIXELS = 1024 * 1024
+MAX_JSON = 16 << 20  # bytes of decompressed JSON accepted
+MAX_MASK_PIXELS = 1024 * 1024  # pixels of one stored mask
+MAX_MASKS = 32
+MAX_FACE_SIZE = u.MAX_FACE_SIZE
 FACE_EXTS = (".jpg", ".jpeg", ".png")
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
-Matrix = tuple[tuple[float, float, float], tuple[float, float, float]]
-Points = tuple[tuple[float, float], ...]
+Matrix = u.Matrix
+Points = u.Points
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,8 @@ class MaskRecord:
 
     def image(self) -> np.ndarray:
         """The stored mask, float32 HW in [0, 1], at its stored size."""
-        return decode_image(self.png, f"mask {self.name!r}", grey=True).astype(np.float32) / 255.0
+        u8 = decode_image(self.png, f"mask {self.name!r}", grey=True, max_pixels=MAX_MASK_PIXELS)
+        return u8.astype(np.float32) / 255.0
 
     def to_face(self, face_size: int) -> np.ndarray:
         """The mask resampled onto the face image grid (float32 ``face_size`` x ``face_size``)."""
@@ -102,8 +109,8 @@ class FaceMeta:
             schema_version=SCHEMA_VERSION, source_frame=str(source_frame),
             frame_size=(int(frame_size[0]), int(frame_size[1])), face_index=int(face_index),
             face_type=str(face_type), size=int(size), box=tuple(float(v) for v in np.ravel(box)),  # type: ignore
-            landmarks_frame=_points(landmarks_frame), landmarks_face=_points(landmarks_face),
-            matrix=_matrix(matrix), detector=str(detector), landmarks_backend=str(landmarks_backend),
+            landmarks_frame=u.as_points(landmarks_frame), landmarks_face=u.as_points(landmarks_face),
+            matrix=u.as_matrix(matrix), detector=str(detector), landmarks_backend=str(landmarks_backend),
             masks=tuple(masks), extra=dict(extra or {}),
         )
 
@@ -176,10 +183,13 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("schema_version is missing or not an integer")
     if version > SCHEMA_VERSION:
         raise ValueError(f"schema version {version} is newer than this facelab understands ({SCHEMA_VERSION})")
+    if version < 0:
+        raise ValueError(f"schema version {version} is not a version")
     doc = dict(doc)
     if version == 0:
-        lm = np.asarray(doc.pop("landmarks"), np.float64)
-        mat = np.asarray(doc["matrix"], np.float64)
+        lm = np.asarray(u.field(doc, "landmarks", u.points), np.float64)
+        mat = np.asarray(u.field(doc, "matrix", u.matrix), np.float64)
+        doc.pop("landmarks")
         doc["landmarks_frame"] = lm.tolist()
         doc["landmarks_face"] = (lm @ mat[:, :2].T + mat[:, 2]).tolist()
         doc.setdefault("masks", [])
@@ -189,82 +199,41 @@ def migrate(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def doc_to_meta(doc: Any) -> FaceMeta:
-    """Validate a (migrated) document and build :class:`FaceMeta`; raises ``ValueError`` on any bad field."""
+    """Validate a (migrated) document and build :class:`FaceMeta`; raises ``ValueError`` naming the bad field.
+
+    Besides types and bounds this refuses what the geometry cannot use: landmarks without spread, landmarks the
+    face fit fails on, and matrices that are not invertible.
+    """
     if not isinstance(doc, dict):
         raise ValueError("metadata is not a JSON object")
     doc = migrate(doc)
-    try:
-        masks = tuple(
-            MaskRecord(_str(m["name"]), _str(m["source"]), _matrix(m["matrix"]), _b64(m["png"])) for m in doc["masks"]
-        )
-        extra = doc.get("extra", {})
-        if not isinstance(extra, dict) or not all(
-            isinstance(k, str) and (v is None or isinstance(v, (str, int, float, bool))) for k, v in extra.items()
-        ):
-            raise ValueError("extra must map names to JSON scalars")
-        fw, fh = doc["frame_size"]
-        meta = FaceMeta(
-            schema_version=SCHEMA_VERSION, source_frame=_str(doc["source_frame"]),
-            frame_size=(_int(fw), _int(fh)), face_index=_int(doc["face_index"]), face_type=_str(doc["face_type"]),
-            size=_int(doc["size"]), box=tuple(_float(v) for v in _seq(doc["box"], 4)),  # type: ignore[arg-type]
-            landmarks_frame=_points(doc["landmarks_frame"]), landmarks_face=_points(doc["landmarks_face"]),
-            matrix=_matrix(doc["matrix"]), detector=_str(doc["detector"]),
-            landmarks_backend=_str(doc["landmarks_backend"]), masks=masks, extra=extra,
-        )
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"missing or malformed field {exc}") from exc
-    if meta.size <= 0 or meta.size > 8192 or meta.frame_size[0] <= 0 or meta.frame_size[1] <= 0:
-        raise ValueError("size or frame_size out of range")
+    meta = FaceMeta(
+        schema_version=SCHEMA_VERSION, source_frame=u.field(doc, "source_frame", u.string),
+        frame_size=u.field(doc, "frame_size", u.frame_size), face_index=u.field(doc, "face_index", u.face_index),
+        face_type=u.field(doc, "face_type", u.face_type), size=u.field(doc, "size", u.face_size),
+        box=u.field(doc, "box", u.box), landmarks_frame=u.field(doc, "landmarks_frame", u.points),
+        landmarks_face=u.field(doc, "landmarks_face", u.points), matrix=u.field(doc, "matrix", u.matrix),
+        detector=u.field(doc, "detector", u.string), landmarks_backend=u.field(doc, "landmarks_backend", u.string),
+        masks=u.field(doc, "masks", _masks), extra=u.field(doc, "extra", u.extra) if "extra" in doc else {},
+    )
+    u.named("landmarks_frame", u.fits, meta.landmarks_frame)
+    u.named("landmarks_face", u.fits, meta.landmarks_face)
     return meta
 
 
-def _seq(v: Any, n: int | None = None) -> list:
-    if not isinstance(v, (list, tuple)) or (n is not None and len(v) != n):
-        raise ValueError(f"expected a list of {n if n is not None else 'some'} items, got {type(v).__name__}")
-    return list(v)
-
-
-def _float(v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
-        raise ValueError(f"expected a finite number, got {v!r:.40}")
-    return float(v)
-
-
-def _int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"expected an integer, got {v!r:.40}")
-    return int(v)
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str) or len(v) > 4096:
-        raise ValueError("expected a short string")
-    return v
-
-
-def _b64(v: Any) -> bytes:
-    data = base64.b64decode(_str_long(v), validate=True)
-    return data
-
-
-def _str_long(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError("expected a string")
-    return v
-
-
-def _points(v: Any) -> Points:
-    arr = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v.astype(np.float64)
-    if arr.shape != (68, 2) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"landmarks must be 68 finite (x, y) points, got shape {arr.shape}")
-    return tuple((float(x), float(y)) for x, y in arr)
-
-
-def _matrix(v: Any) -> Matrix:
-    arr = np.asarray(v, dtype=np.float64) if not isinstance(v, np.ndarray) else v.astype(np.float64)
-    if arr.shape != (2, 3) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"matrix must be a finite 2x3, got shape {arr.shape}")
-    return tuple(tuple(float(x) for x in row) for row in arr)  # type: ignore[return-value]
+def _masks(v: Any) -> tuple[MaskRecord, ...]:
+    items = u.seq(v)
+    if len(items) > MAX_MASKS:
+        raise ValueError(f"{len(items)} masks, more than {MAX_MASKS}")
+    out = []
+    for m in items:
+        if not isinstance(m, dict):
+            raise ValueError("a mask is not a JSON object")
+        name = u.field(m, "name", u.string)
+        png = u.field(m, "png", u.b64)
+        check_image_size(png, f"mask {name!r}", MAX_MASK_PIXELS)  # its pixels are decoded only when used
+        out.append(MaskRecord(name, u.field(m, "source", u.string), u.field(m, "matrix", u.matrix), png))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -282,11 +251,7 @@ def _unpack(blob: bytes) -> FaceMeta:
     raw = d.decompress(blob, MAX_JSON)
     if d.unconsumed_tail:
         raise ValueError("metadata decompresses beyond the size limit")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except RecursionError as exc:
-        raise ValueError("metadata is nested too deeply") from exc
-    return doc_to_meta(doc)
+    return doc_to_meta(u.parse_json(raw))
 
 
 def _png_chunks(data: bytes):
@@ -445,7 +410,7 @@ def extract_meta(data: bytes, name: str = "<bytes>") -> FaceMeta:
         _check_complete(data)
         return _unpack(blob)
     except (ValueError, zlib.error, UnicodeDecodeError, IndexError, struct.error) as exc:
-        raise FaceFileError(f"{name}: not a valid face file: {exc}") from exc
+        raise FaceFileError(f"{name}: not a valid face file: {' '.join(str(exc).split())}") from exc
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -454,6 +419,8 @@ def extract_meta(data: bytes, name: str = "<bytes>") -> FaceMeta:
 
 def _read_bytes(path: Path) -> bytes:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise FaceFileError(f"{path}: not a valid face file: larger than {MAX_FILE_BYTES >> 20} MB; remove it")
         return path.read_bytes()
     except OSError as exc:
         raise FaceFileError(f"cannot read face file {path}: {exc.strerror}") from exc
@@ -482,7 +449,14 @@ def read_face(path: str | os.PathLike) -> Face:
     data = _read_bytes(path)
     meta = extract_meta(data, str(path))
     try:
-        image = decode_image(data, str(path))
+        width, height = check_image_size(data, str(path), MAX_FACE_SIZE * MAX_FACE_SIZE)
+        if (width, height) != (meta.size, meta.size):
+            raise FacelabError(f"{path}: image is {width}x{height} pixels but its metadata says {meta.size}x"
+                               f"{meta.size}; re-run extract or remove it")
+        image = decode_image(data, str(path), max_pixels=meta.size * meta.size)
+        if image.shape[:2] != (meta.size, meta.size):
+            raise FacelabError(f"{path}: image decodes to {image.shape[1]}x{image.shape[0]} pixels but its "
+                               f"metadata says {meta.size}x{meta.size}; re-run extract or remove it")
     except FacelabError as exc:  # keep the face-file error type so stages skip and count it
         raise FaceFileError(str(exc)) from exc
     return Face(image, meta, path)

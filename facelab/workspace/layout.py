@@ -16,12 +16,13 @@ workspace/
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Literal, Protocol
 
-from facelab.errors import FacelabError
+from facelab.errors import FaceFileError, FacelabError
 from facelab.utils.atomic import atomic_write_text
 
 LAYOUT_VERSION = 1
@@ -31,6 +32,13 @@ VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", 
 
 #: Stage outputs ``workspace clear`` may remove, by name. Inputs (data_src.*, data_dst.*) are never in this list.
 CLEARABLE = ("frames_src", "frames_dst", "aligned_src", "aligned_dst", "debug", "model", "merged", "result")
+
+
+class HasSourceFrame(Protocol):
+    """Anything with a workspace-relative ``source_frame`` (a :class:`facelab.workspace.FaceMeta`)."""
+
+    @property
+    def source_frame(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,29 @@ class Workspace:
         except ValueError:
             return Path(path).as_posix()
 
-    def resolve(self, rel: str) -> Path:
-        return self.root / rel
+    def resolve(self, rel: str, face_file: str | os.PathLike[str] | None = None) -> Path:
+        """The real path of the workspace-relative name ``rel`` (a face file's source frame), symlinks and ``..``
+        resolved. The one path guard of the face-file contract: a name that is absolute or leads outside the
+        workspace (its root, or the real folders its ``data_src`` / ``data_dst`` link to) raises
+        :class:`FaceFileError` naming ``face_file`` and the path."""
+        who = f"{face_file}: " if face_file is not None else ""
+        fix = "re-run extract or remove that face file"
+        text = str(rel)
+        if not text or "\0" in text or PurePosixPath(text).is_absolute() or PureWindowsPath(text).anchor:
+            raise FaceFileError(f"{who}source frame {text[:200]!r} is not a workspace-relative path; {fix}")
+        try:
+            real = (self.root / text).resolve()
+            allowed = {self.root.resolve(), *(self.frames(s).resolve() for s in SIDES)}
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise FaceFileError(f"{who}source frame {text[:200]!r} cannot be resolved ({exc}); {fix}") from exc
+        if not any(real.is_relative_to(base) for base in allowed):
+            raise FaceFileError(f"{who}source frame {text[:200]!r} leads outside the workspace {self.root} "
+                                f"(to {real}); {fix}")
+        return real
+
+    def frame_path(self, meta: HasSourceFrame, face_file: str | os.PathLike[str] | None = None) -> Path:
+        """The frame a face file was cut from (``meta.source_frame`` through :meth:`resolve`, the path guard)."""
+        return self.resolve(meta.source_frame, face_file)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def init(self) -> list[Path]:

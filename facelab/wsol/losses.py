@@ -19,12 +19,12 @@ class LossWeights:
     value once the background activation reaches the full one; neg_weight: gamma on maps of ``negative_class``
     images (-1 = vanilla, no negative class); positive-only SAT area loss when a negative class is set."""
 
-    alpha: float = setting(0.5, "BAS foreground-guidance weight.")
-    beta: float = setting(1.0, "BAS area weight.")
-    area_r: float = setting(0.25, "SAT target foreground share.")
-    bas_const: float = setting(0.0, "BAS ratio once the background activation reaches the full one.")
-    negative_class: int = setting(-1, "Class whose maps should stay empty; -1 = none (vanilla).")
-    neg_weight: float = setting(0.0, "Weight of the maps of negative_class images.")
+    alpha: float = setting(0.5, "BAS foreground-guidance weight.", range=(0, 100))
+    beta: float = setting(1.0, "BAS area weight.", range=(0, 100))
+    area_r: float = setting(0.25, "SAT target foreground share.", range=(0, 1))
+    bas_const: float = setting(0.0, "BAS ratio once the background activation reaches the full one.", range=(0, 10))
+    negative_class: int = setting(-1, "Class whose maps should stay empty; -1 = none (vanilla).", range=(-1, 100_000))
+    neg_weight: float = setting(0.0, "Weight of the maps of negative_class images.", range=(0, 100))
 
 
 def bas_background_loss(s_bg_y: torch.Tensor, s_y: torch.Tensor, const: float = 0.0) -> torch.Tensor:

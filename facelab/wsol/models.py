@@ -48,8 +48,9 @@ class WsolArch:
     method: str = setting("bas", "Localisation method.", choices=METHODS)
     backbone: str = setting(DEFAULT_BACKBONE["bas"], backbone_help, choices=backbone_names,
                             default_text=" / ".join(f"{DEFAULT_BACKBONE[m]} ({m})" for m in BACKBONES))
-    num_classes: int = setting(2, "Classes of the data.", cli=False)  # the command counts them in the data
-    width: float = setting(1.0, "Channel multiplier of BAS CNNs.")
+    num_classes: int = setting(2, "Classes of the data.", cli=False,
+                               range=(1, 100_000))  # the command counts them in the data
+    width: float = setting(1.0, "Channel multiplier of BAS CNNs.", range=(0.05, 16))
     head_act: str = setting("relu", "BAS head's last activation: relu (paper) or softplus (no dead classes on "
                                     "small data; the 2-class mask learner's).", choices=HEAD_ACTS)
 

@@ -41,16 +41,16 @@ class WsolTrainConfig:
     """Schedule settings (may change between runs). ``lr`` is the backbone rate; heads/generator get 10x with
     SGD as in BAS. ``optimizer``: adamw | sgd."""
 
-    input_size: int = setting(224, "Input size in pixels.", flag="size")
-    epochs: int = setting(10, "Epochs to train (in all, counting those of a resumed run).")
-    batch_size: int = setting(32, "Batch size.", flag="batch")
-    lr: float = setting(1e-3, "Learning rate of the backbone (SGD: heads 10x).")
+    input_size: int = setting(224, "Input size in pixels.", flag="size", range=(32, 1024))
+    epochs: int = setting(10, "Epochs to train (in all, counting those of a resumed run).", range=(0, 100_000))
+    batch_size: int = setting(32, "Batch size.", flag="batch", range=(1, 4096))
+    lr: float = setting(1e-3, "Learning rate of the backbone (SGD: heads 10x).", range=(0, 10))
     optimizer: str = setting("adamw", "Optimizer.", choices=OPTIMIZERS)
-    weight_decay: float = setting(5e-4, "Weight decay (none on biases, norms and tokens).")
-    crop_ratio: float = setting(0.875, "Centre-crop share of the resized image at evaluation.")
-    seed: int = setting(0, "Random seed.")
+    weight_decay: float = setting(5e-4, "Weight decay (none on biases, norms and tokens).", range=(0, 1))
+    crop_ratio: float = setting(0.875, "Centre-crop share of the resized image at evaluation.", range=(0.05, 1))
+    seed: int = setting(0, "Random seed.", range=(0, 2**32 - 1))
     weights: LossWeights = setting(LossWeights(), "Loss weights (their own flags).", cli=False)
-    backups: int = setting(2, "Numbered per-epoch backups kept beside ckpt_last.pt.")
+    backups: int = setting(2, "Numbered per-epoch backups kept beside ckpt_last.pt.", range=(0, 1000))
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -59,7 +59,7 @@ def test_user_errors_are_one_line(tmp_path):
     res = runner.invoke(cli, ["extract", "--input", str(tmp_path / "none"), "--workers", "1"], obj={})
     assert res.exit_code == 1 and "does not exist" in res.output
     res = runner.invoke(cli, ["extract", "--input", str(tmp_path), "--size", "5"], obj={})
-    assert res.exit_code == 1 and "size" in res.output
+    assert res.exit_code == 2 and "--size" in res.output and "32<=x<=4096" in res.output  # the flag's range
     res = runner.invoke(cli, ["sort", str(tmp_path / "nope"), "--by", "blur"], obj={})
     assert res.exit_code == 1 and "does not exist" in res.output
 

@@ -35,10 +35,10 @@ _MERGE_OTHER = {"workspace", "config_file", "device", "name", "model_dir", "fram
 #: command path -> (the config dataclasses its flags set, the parameters that are not config fields)
 COMMANDS: dict[tuple[str, ...], tuple[tuple[type, ...], set[str]]] = {
     ("extract",): ((ExtractConfig,), {"target", "workspace", "side", "input_dir", "output_dir", "config_file",
-                                      "force"}),
-    ("merge",): ((MergeConfig,), _MERGE_OTHER | {"force", "merged_dir", "mask_dir"}),
+                                      "force", "keep_going"}),
+    ("merge",): ((MergeConfig,), _MERGE_OTHER | {"force", "keep_going", "merged_dir", "mask_dir"}),
     ("merge", "preview"): ((MergeConfig,), _MERGE_OTHER | {"frames_text", "varies", "out_path", "cell_width"}),
-    ("mask", "train"): ((MaskLearnConfig,), {"workspace", "side", "occluded_list", "device"}),
+    ("mask", "train"): ((MaskLearnConfig,), {"workspace", "side", "occluded_list", "device", "keep_going"}),
     ("wsol", "train"): ((WsolArch, WsolTrainConfig, LossWeights), {"data", "out", "pretrained", "config_file",
                                                                    "device", "force"}),
     ("train",): ((*ARCH_LABELS, TrainOptions), {"model_type", "name", "workspace", "device", "config_file",
@@ -204,7 +204,7 @@ def _invoke(*args: str):
 
 
 def _summary() -> SimpleNamespace:
-    return SimpleNamespace(summary=lambda: {"frames": 0})
+    return SimpleNamespace(summary=lambda: {"frames": 0}, failures=())
 
 
 def test_extract_hands_the_stage_defaults_under_file_under_flags(monkeypatch, tmp_path):

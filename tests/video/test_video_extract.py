@@ -58,9 +58,12 @@ def test_extract_resumes_after_interruption(clip, tmp_path):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     for i in (3, 20, 50):
         (out / frame_name(i, "png")).unlink()
-    (out / f"{TMP_PREFIX}abc123.png").write_bytes(b"half a frame")  # what a kill mid-write leaves
+    (out / f"{TMP_PREFIX}abc_1234.png").write_bytes(b"half a frame")  # what a kill mid-write leaves
+    (out / f"{TMP_PREFIX}mine.png").write_bytes(b"a user's file")  # not a name facelab writes: kept
     result = extract_frames(clip, out)
     assert (result.written, result.skipped, result.total) == (3, 47, 50)
+    assert (out / f"{TMP_PREFIX}mine.png").read_bytes() == b"a user's file"
+    (out / f"{TMP_PREFIX}mine.png").unlink()
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(after) == sorted(before)  # full count, no temporary file left
     assert after == before  # untouched frames identical; rewritten frames decode identically

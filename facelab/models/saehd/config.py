@@ -25,16 +25,17 @@ def parse_archi(archi: str) -> tuple[str, frozenset[str]]:
 class SAEHDArch:
     """SAEHD: ``resolution`` is a multiple of 16 (of 32 with ``-d``); dims as DeepFaceLab's SAEHD."""
 
-    resolution: int = field(default=128, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    resolution: int = field(default=128, metadata={
+        "help": "Face resolution in pixels. Fixed at creation.", "range": (16, 1024)})
     face_type: str = field(default="full", metadata={
         "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
         "choices": FACE_TYPE_NAMES})
     archi: str = field(default="liae-ud", metadata={
         "help": "SAEHD archi: df or liae with any of -u -d -t, e.g. liae-ud. Fixed at creation."})
-    ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation."})
-    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation."})
-    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation."})
-    d_mask_dims: int = field(default=22, metadata={"help": "Mask decoder dims. Fixed at creation."})
+    ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation.", "range": (1, 4096)})
+    e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation.", "range": (1, 1024)})
+    d_mask_dims: int = field(default=22, metadata={"help": "Mask decoder dims. Fixed at creation.", "range": (1, 1024)})
 
     def __post_init__(self) -> None:
         kind, opts = parse_archi(self.archi)

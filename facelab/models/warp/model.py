@@ -34,6 +34,7 @@ from facelab.models.warp.features import FaceFeatures, MatchWeights, cost_matrix
 from facelab.models.warp.pwa import warp_to_landmarks
 from facelab.models.warp.quality import assess
 from facelab.models.warp.select import crossfade_weights, frame_gap_pair_cost, select_track
+from facelab.workspace.images import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,23 @@ class WarpArch:
     more of the source's identity); min_usable: fewest usable source faces accepted.
     """
 
-    resolution: int = field(default=256, metadata={"help": "Face resolution in pixels. Fixed at creation."})
+    resolution: int = field(default=256, metadata={
+        "help": "Face resolution in pixels. Fixed at creation.", "range": (16, 1024)})
     face_type: str = field(default="whole_face", metadata={
         "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
         "choices": FACE_TYPE_NAMES})
     switch_cost: float = field(default=2.0, metadata={
-        "help": "Match cost a change of source face must save before it happens (hysteresis). Fixed at creation."})
+        "help": "Match cost a change of source face must save before it happens (hysteresis). Fixed at creation.",
+        "range": (0, None)})
     crossfade: int = field(default=6, metadata={
-        "help": "Frames over which a change of source face blends old and new. Fixed at creation."})
+        "help": "Frames over which a change of source face blends old and new. Fixed at creation.", "range": (0, 1000)})
     shape_keep: float = field(default=0.3, metadata={
         "help": "Share (0-1) of the source face's own eyes, nose and mouth geometry kept on the "
-                "destination's landmarks. Fixed at creation."})
-    min_usable: int = field(default=20, metadata={"help": "Fewest usable source faces accepted. Fixed at creation."})
+                "destination's landmarks. Fixed at creation.", "range": (0, 1)})
+    min_usable: int = field(default=20, metadata={
+        "help": "Fewest usable source faces accepted. Fixed at creation.", "range": (1, 1_000_000)})
     jpeg_quality: int = field(default=95, metadata={
-        "help": "JPEG quality (50-100) of the indexed source faces. Fixed at creation."})
+        "help": "JPEG quality (50-100) of the indexed source faces. Fixed at creation.", "range": (50, 100)})
 
     def __post_init__(self) -> None:
         if self.resolution < 32 or self.resolution > 1024:
@@ -134,10 +138,11 @@ class WarpModel(nn.Module, SwapModel):
             self._faces.move_to_end(index)
             return self._faces[index]
         a, b = int(self.offsets[index]), int(self.offsets[index + 1])
-        bgr = cv2.imdecode(self.jpeg[a:b].numpy(), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FacelabError(f"source face {index} of the warp index does not decode; index the source faces again")
-        self._faces[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        try:  # the index comes from a checkpoint file: the same size guard as every image read
+            self._faces[index] = decode_image(self.jpeg[a:b].numpy().tobytes(), f"source face {index}",
+                                              max_pixels=1024 * 1024)
+        except FacelabError as exc:
+            raise FacelabError(f"the warp index is damaged ({exc}); index the source faces again") from exc
         while len(self._faces) > FACE_CACHE:
             self._faces.popitem(last=False)
         return self._faces[index]
@@ -251,26 +256,21 @@ def frame_number(source_frame: str, fallback: int) -> int:
 def read_source_faces(paths: Sequence[Path], resolution: int, face_type: str,
                       progress: Callable[[int], None] | None = None) -> tuple[list, int]:
     """Re-crop readable face files to the model: ``([(image uint8 (R,R,3), landmarks (68,2), frame number)], bad
-    files)``."""
-    from facelab.errors import FaceFileError
+    files)``; a file that fails is logged and skipped (the per-item policy of :mod:`facelab.utils.items`)."""
     from facelab.imageops.crop import crop_face, face_to_model_matrix
+    from facelab.utils.items import ItemErrors
     from facelab.workspace.faces import read_face
 
-    faces, bad = [], 0
+    faces, errors = [], ItemErrors()
     for i, path in enumerate(paths):
-        try:
+        with errors.guard(Path(path).name):
             face = read_face(path)
             mat = face_to_model_matrix(face.meta, resolution, face_type)
-            image = crop_face(face.image, mat, resolution)
             lm = transform_points(face.meta.lm_face, mat)
-        except (FaceFileError, ValueError, cv2.error, OSError) as exc:
-            log.warning("skipping %s: %s", path, exc)
-            bad += 1
-        else:
-            faces.append((image, lm, frame_number(face.meta.source_frame, i)))
+            faces.append((crop_face(face.image, mat, resolution), lm, frame_number(face.meta.source_frame, i)))
         if progress is not None:
             progress(1)
-    return faces, bad
+    return faces, len(errors)
 
 
 def index_from_faces(faces: Sequence[tuple[np.ndarray, np.ndarray, int]], arch: WarpArch) -> WarpModel:

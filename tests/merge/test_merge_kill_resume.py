@@ -1,0 +1,65 @@
+"""``merge`` killed at a seeded random point and rerun gives the very bytes of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from merge_testkit import detect_landmarks, make_clip  # noqa: E402
+
+from facelab.cli.root import cli  # noqa: E402
+from facelab.workspace import Workspace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"resolution": 32, "ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 8, "archi": "df"}
+FRAMES = 8
+
+
+def _outputs(ws: Workspace) -> dict[str, bytes]:
+    """Merged frames and masks (merge.json holds the time of the run and is left out)."""
+    return {f"{p.parent.name}/{p.name}": p.read_bytes() for folder in (ws.merged, ws.merged_mask)
+            for p in sorted(folder.iterdir()) if p.is_file() and p.name != "merge.json"}
+
+
+def test_killed_merge_resumes_to_the_same_bytes(tmp_path, astronaut):
+    from facelab.models import create_model
+    from facelab.train.checkpoint import make_checkpoint, save_checkpoint
+
+    base = Workspace(tmp_path / "base")
+    torch.manual_seed(0)
+    save_checkpoint(base.model("tiny"), make_checkpoint(create_model("saehd", TINY), {}, 0, {}), backups=0)
+    small = astronaut[::2, ::2].copy()
+    make_clip(base, small, FRAMES, detect_landmarks(small), faces_at=set(range(FRAMES)) - {4})
+    killed, clean = Workspace(tmp_path / "killed"), Workspace(tmp_path / "clean")
+    for ws in (killed, clean):
+        shutil.copytree(base.root, ws.root)
+    args = ["merge", "--device", "cpu", "--workers", "0", "--batch", "1"]
+    at = random.Random(11).randint(1, FRAMES // 2)
+    proc = subprocess.Popen([sys.executable, "main.py", *args, "-w", str(killed.root)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if killed.merged.is_dir() and len(list(killed.merged.glob("0*.png"))) >= at:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    assert len(list(killed.merged.glob("0*.png"))) < FRAMES
+    for ws in (killed, clean):
+        res = CliRunner().invoke(cli, [*args, "-w", str(ws.root)], obj={})
+        assert res.exit_code == 0, res.output
+    out = _outputs(clean)
+    assert len(out) == 2 * FRAMES
+    assert _outputs(killed) == out
