@@ -47,11 +47,13 @@ def train_cmd(workspace, side, device, occluded_list, keep_going, **flags) -> No
     """Train an occluder learner on SIDE's aligned faces from free labels (clean vs pasted occluders), plus
     optional yes/no tags of really occluded faces."""
     from facelab.masks.workspace_masks import train_mask_model
+    from facelab.train.distributed import MODEL_TEMPS
     from facelab.utils.config import build_config
 
     ws = get_workspace(workspace)
     cfg = build_config(MaskLearnConfig, flags, source="mask train option")
-    with progress(cfg.steps + cfg.refine_steps, f"mask train {cfg.method}", "step") as bar:
+    with stage_folders("mask train", ws.model(f"mask_{cfg.method}"), temps=MODEL_TEMPS), \
+            progress(cfg.steps + cfg.refine_steps, f"mask train {cfg.method}", "step") as bar:
         result = train_mask_model(ws, side, cfg, select_device(device or "auto"), progress_callback(bar),
                                   occluded_list)
     failures = result.pop("failures", ())

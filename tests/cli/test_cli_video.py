@@ -71,7 +71,7 @@ def test_interrupted_extract_resumes(tmp_path, clips):
     before = {p.name: p.read_bytes() for p in frames.glob("*.png")}
     for name in ("000001.png", "000026.png", "000050.png"):
         (frames / name).unlink()
-    (frames / f"{TMP_PREFIX}k1ll3d.png").write_bytes(b"\x89PNG half")
+    (frames / f"{TMP_PREFIX}k1ll3d00.png").write_bytes(b"\x89PNG half")  # a name mkstemp gives
     res = _run("video", "extract", "data_dst", "-w", ws.root)
     assert res.exit_code == 0, res.output
     assert "written  3" in res.output and "kept     47" in res.output

@@ -155,3 +155,9 @@ def test_cli_bad_config_file_is_one_line(ws, name, text, field):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error:") and field in lines[0], res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("name", ["detector", "landmarks", "device", "face_type"])
+def test_choices_from_a_file_are_checked_like_the_flag(name):
+    msg = _raises_naming(ExtractConfig, name, "no-such-choice")
+    assert "'no-such-choice'" in msg and "one of" in msg

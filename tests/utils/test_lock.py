@@ -181,3 +181,15 @@ def test_video_extract_into_a_locked_folder_exits_1(ws, tmp_path):
         holder.wait()
     assert res.exit_code == 1 and str(holder.pid) in res.output, res.output
     assert not list(ws.frames("dst").glob("*.png"))
+
+
+def test_mask_train_into_a_locked_model_folder_exits_1(ws):
+    folder = ws.model("mask_bas")
+    holder = _hold(folder)
+    try:
+        res = _cli("mask", "train", "-w", str(ws.root), "--method", "bas", "--device", "cpu")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert res.exit_code == 1 and str(holder.pid) in res.output and str(folder) in res.output, res.output
+    assert "Traceback" not in res.output
