@@ -4,7 +4,8 @@ Faces: frames of the sample videos (fetched and cached like `workspace samples`,
 matplotlib's Grace Hopper, found with dlib HOG + 68 landmarks and aligned (whole_face). Ground truth: the visible
 face V = hull minus occluder. Training occluders come from skimage coffee/chelsea/rocket/colorwheel/brick/grass/
 gravel/moon/page/clock and the videos' own background; test occluders from other images (immunohistochemistry, retina, hubble, coins, camera). Thresholds are
-picked on a validation split. Prints IoU on clean and occluded faces and the share of occluder pixels kept.
+picked on a validation split. Prints IoU on clean and occluded faces and the share of occluder pixels kept. SAT
+runs twice: from scratch (its default CNN stem) and with that stem started from the BAS learner of the same run.
 
     python benchmarks/bench_masks.py [--quick] [--sheet out.png] [--ae-model workspace/model/NAME]
 """
@@ -41,6 +42,7 @@ from facelab.masks.learner import (  # noqa: E402
     train_refiner,
 )
 from facelab.masks.occluders import background_crops, package_textures  # noqa: E402
+from facelab.wsol.sat_conv import stem_from_bas  # noqa: E402
 
 SIZE = 64
 
@@ -196,14 +198,19 @@ def run(quick: bool, sheet: str | None = None, ae_model: str | None = None) -> l
     if ae_model:
         rows["autoencoder learned mask"] = score_source(ae_masks(ae_model, tx), th, to, toc)
     sheet_model = None
-    for method, steps in (("bas", 150 if quick else 500), ("sat", 150 if quick else 400)):
-        cfg = MaskLearnConfig(method=method, steps=steps, refine_steps=60 if quick else 200)
+    bas_state = None
+    for method, init, steps in (("bas", "none", 150 if quick else 500), ("sat", "none", 150 if quick else 400),
+                                ("sat", "bas", 150 if quick else 400)):
+        cfg = MaskLearnConfig(method=method, steps=steps, refine_steps=60 if quick else 200, sat_init=init)
+        name = f"{method} occluder" + (", stem from bas" if init == "bas" else "")
         t1 = time.time()
-        model = train_occluder_learner(tr["face"], tr["hull"], d["train_src"], cfg, cpu)
+        model = train_occluder_learner(tr["face"], tr["hull"], d["train_src"], cfg, cpu,
+                                       init=stem_from_bas(bas_state) if init == "bas" else None)
         vs, ts = _scores(model, val[0]), _scores(model, tx)
-        t_best, d_best = _setting_rows(f"{method} occluder", vs, ts, val, test, rows)
-        print(f"{method}: learner trained in {time.time() - t1:.0f}s ({steps} steps)")
+        t_best, d_best = _setting_rows(name, vs, ts, val, test, rows)
+        print(f"{name}: learner trained in {time.time() - t1:.0f}s ({steps} steps)")
         if method == "bas":
+            bas_state = model.state_dict()
             sheet_model = (model, *pick_setting(vs, val[1], val[2]))
             t2 = time.time()
             net = train_refiner(model, t_best, tr["face"], tr["hull"], d["train_src"], cfg, cpu)
@@ -235,9 +242,9 @@ def _tagged_learner(tr: dict, sources: list[np.ndarray], val, quick: bool):
 
 
 def _print_table(rows: dict[str, dict[str, float]]) -> None:
-    print(f"{'source':<48} {'IoU clean':>9} {'IoU occl.':>9} {'occl. kept':>10}")
+    print(f"{'source':<56} {'IoU clean':>9} {'IoU occl.':>9} {'occl. kept':>10}")
     for name, r in rows.items():
-        print(f"{name:<48} {r['iou_clean']:9.3f} {r['iou_occluded']:9.3f} {r['occluder_kept']:10.3f}")
+        print(f"{name:<56} {r['iou_clean']:9.3f} {r['iou_occluded']:9.3f} {r['occluder_kept']:10.3f}")
 
 
 def _ratios(rows: dict[str, dict[str, float]]) -> list[dict]:

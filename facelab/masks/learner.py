@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Mapping
 
 import cv2
 import numpy as np
@@ -24,19 +25,34 @@ from facelab.utils.config import setting
 from facelab.utils.progress import Progress
 from facelab.utils.registry import Registry
 from facelab.wsol.losses import LossWeights
-from facelab.wsol.models import DEFAULT_BACKBONE, BasNet, WsolArch, create_wsol_model
+from facelab.wsol.models import BasNet, WsolArch, create_wsol_model
+from facelab.wsol.pretrained import load_pretrained
+from facelab.wsol.sat_conv import CONV_SAT_BACKBONES, create_conv_sat
 from facelab.wsol.trainer import method_losses
 from facelab.wsol.vit import SAT_BACKBONES
 
 log = logging.getLogger(__name__)
 
-#: the learned mask sources: name (also the ``source`` of the masks it stores) -> ``f(cfg) -> WsolArch``
-MASK_LEARNERS: Registry[WsolArch] = Registry("mask learner")
+#: the learned mask sources: name (also the ``source`` of the masks it stores) -> ``f(cfg) -> nn.Module``, the
+#: untrained network (class 0 clean, 1 occluded)
+MASK_LEARNERS: Registry[nn.Module] = Registry("mask learner")
+SAT_INITS = ("none", "bas")  # where the sat learner's CNN stem starts
 
 
 def learner_help() -> str:
     """The ``--method`` help: each registered learner and what it is."""
     return "Occluder learner: " + "; ".join(f"{e.name}: {e.help}" for e in MASK_LEARNERS) + "."
+
+
+def sat_backbone_names() -> list[str]:
+    """The SAT backbones a mask learner can use: the convolutional-stem ones, then the ViTs."""
+    return CONV_SAT_BACKBONES.names() + SAT_BACKBONES.names()
+
+
+def sat_backbone_help() -> str:
+    return ("Backbone of the sat learner: " + "; ".join(f"{e.name}: {e.help}" for e in CONV_SAT_BACKBONES) +
+            "; " + ", ".join(SAT_BACKBONES.names()) + " (the paper's DeiTs take ImageNet weights, see --pretrained; "
+                                                      "use them at --size 224).")
 
 
 @dataclass(frozen=True)
@@ -53,32 +69,60 @@ class MaskLearnConfig:
     area_r: float = setting(0.15, "SAT target occluder share on occluded crops.", range=(0, 1))
     neg_weight: float = setting(1.0, "Weight of the occluder maps of clean faces (they should stay empty).",
                                 range=(0, 100))
+    sat_warmup: float = setting(0.3, "Share of the sat learner's steps over which its normalisation and clean-face "
+                                     "terms ramp in from 0 (at full weight from the start they close its gate "
+                                     "before the classifier has learnt anything).", range=(0, 1))
     refine_steps: int = setting(0, "Steps of the refinement U-Net on the learner's masks (kept only when it helps "
                                    "on validation); 0 = none.", range=(0, 10_000_000))
-    sat_backbone: str = setting(DEFAULT_BACKBONE["sat"], "ViT of the sat learner.", choices=SAT_BACKBONES.names)
+    sat_backbone: str = setting("conv_stem", sat_backbone_help, choices=sat_backbone_names)
+    sat_init: str = setting("none", "Start of the sat learner's CNN stem: none (random) or bas (the extractor of "
+                                    "the side's trained bas learner, model/mask_bas: train that first).",
+                            choices=SAT_INITS)
+    pretrained: str | None = setting(None, "ImageNet weights (.pth state dict) to start the learner from, e.g. "
+                                           "DeiT's for a deit_* sat_backbone.", path=True)
     seed: int = setting(0, "Random seed.", range=(0, 2**32 - 1))
 
     def __post_init__(self) -> None:
         if self.method not in MASK_LEARNERS:
             raise ValueError(f"method must be one of {', '.join(MASK_LEARNERS.names())}, not {self.method!r}")
-        if self.sat_backbone not in SAT_BACKBONES:
-            raise ValueError(f"sat_backbone must be one of {', '.join(SAT_BACKBONES.names())}")
+        if self.sat_backbone not in sat_backbone_names():
+            raise ValueError(f"sat_backbone must be one of {', '.join(sat_backbone_names())}")
+        if self.sat_init not in SAT_INITS or (self.sat_init == "bas" and self.sat_backbone not in CONV_SAT_BACKBONES):
+            raise ValueError(f"sat_init must be one of {', '.join(SAT_INITS)}; bas needs a CNN-stem sat_backbone "
+                             f"({', '.join(CONV_SAT_BACKBONES.names())})")
         if self.size < 32 or self.steps < 0 or self.batch_size < 2:
             raise ValueError("size >= 32, steps >= 0 and batch_size >= 2 are required")
 
-    @property
-    def arch(self) -> WsolArch:
-        return MASK_LEARNERS.create(self.method, self)
+
+def create_learner(cfg: MaskLearnConfig) -> nn.Module:
+    """The untrained occluder learner of ``cfg`` (random init; see ``train_occluder_learner`` for weights)."""
+    return MASK_LEARNERS.create(cfg.method, cfg)
 
 
 @MASK_LEARNERS.register("bas", "BAS on the tiny CNN with a softplus head, trains on a CPU in minutes")
-def bas_learner(cfg: MaskLearnConfig) -> WsolArch:
-    return WsolArch("bas", "tiny", 2, head_act="softplus")
+def bas_learner(cfg: MaskLearnConfig) -> nn.Module:
+    return create_wsol_model(WsolArch("bas", "tiny", 2, head_act="softplus"))
 
 
-@MASK_LEARNERS.register("sat", "SAT on a small ViT (the sat_backbone setting), map of its spatial token")
-def sat_learner(cfg: MaskLearnConfig) -> WsolArch:
-    return WsolArch("sat", cfg.sat_backbone, 2)
+@MASK_LEARNERS.register("sat", "SAT (the sat_backbone setting: a CNN stem under spatial-token blocks by default), "
+                               "map of its spatial token")
+def sat_learner(cfg: MaskLearnConfig) -> nn.Module:
+    if cfg.sat_backbone in CONV_SAT_BACKBONES:
+        return create_conv_sat(cfg.sat_backbone, 2)
+    return create_wsol_model(WsolArch("sat", cfg.sat_backbone, 2))
+
+
+def warmup_weight(step: int, steps: int, share: float) -> float:
+    """Weight at ``step`` of a term that ramps in linearly over the first ``share`` of ``steps`` (1 after)."""
+    return 1.0 if share <= 0 else min(1.0, step / (share * steps))
+
+
+def learner_loss(method: str, terms: dict[str, torch.Tensor], ramp: float) -> torch.Tensor:
+    """The training loss of the learner from the method's ``terms``: SAT's map-shaping terms (normalisation and
+    clean-face) weighted by ``ramp``; every other term, and BAS, as the method has them."""
+    if method != "sat" or ramp >= 1.0:
+        return terms["total"]
+    return terms["total"] - (1.0 - ramp) * (terms["norm"] + terms["neg"])
 
 
 def synth_batch(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], rng: np.random.Generator,
@@ -114,25 +158,33 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def train_occluder_learner(faces: np.ndarray, hulls: np.ndarray, sources: list[np.ndarray], cfg: MaskLearnConfig,
                            device: torch.device, progress: Progress | None = None,
-                           real_occluded: np.ndarray | None = None) -> nn.Module:
+                           real_occluded: np.ndarray | None = None,
+                           init: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
     """Train BAS/SAT with labels clean (0) / occluded (1) on fresh synthetic batches (plus user-tagged occluded
-    faces when given); returns the model in eval mode."""
+    faces when given); ``init``: weights to start from for some of the learner's tensors (e.g.
+    :func:`facelab.wsol.sat_conv.stem_from_bas`). Returns the model in eval mode."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = create_wsol_model(cfg.arch).to(device)
+    model = create_learner(cfg)
+    if cfg.pretrained:
+        load_pretrained(model, cfg.pretrained)
+    if init:
+        model.load_state_dict(init, strict=False)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=max(1, cfg.steps))
     w = LossWeights(alpha=cfg.alpha, beta=cfg.beta, area_r=cfg.area_r, negative_class=0, neg_weight=cfg.neg_weight)
     model.train()
-    for _ in range(cfg.steps):
+    for step in range(cfg.steps):
         x, y, _, _ = synth_batch(faces, hulls, sources, rng, cfg.batch_size, real_occluded=real_occluded)
         terms = method_losses(cfg.method, model, to_tensor(x, device), torch.from_numpy(y).to(device), w)
+        loss = learner_loss(cfg.method, terms, warmup_weight(step, cfg.steps, cfg.sat_warmup))
         opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        loss.backward()
         opt.step()
         sched.step()
         if progress:
-            progress(1, loss=f"{float(terms['total'].detach()):.3f}")
+            progress(1, loss=f"{float(loss.detach()):.3f}")
     return model.eval()
 
 

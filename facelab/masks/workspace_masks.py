@@ -24,6 +24,7 @@ from facelab.errors import FacelabError
 from facelab.masks.learner import (
     MaskLearnConfig,
     RefineNet,
+    create_learner,
     grow,
     hull_minus,
     mask_iou,
@@ -44,7 +45,7 @@ from facelab.workspace import Workspace
 from facelab.workspace.faces import Face, MaskRecord, list_faces, read_face, read_meta, update_meta
 from facelab.workspace.images import read_image
 from facelab.workspace.usable import check_usable
-from facelab.wsol.models import create_wsol_model
+from facelab.wsol.sat_conv import stem_from_bas
 
 log = logging.getLogger(__name__)
 KIND = "mask"
@@ -122,6 +123,9 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
     """
     out = ws.model(f"mask_{cfg.method}")
     ckio.check_folder_kind(out, KIND)  # before minutes of training, not after
+    init = None
+    if cfg.method == "sat" and cfg.sat_init == "bas":
+        init = stem_from_bas(read_mask_checkpoint(ws.model("mask_bas"))["learner"])
     rng = np.random.default_rng(cfg.seed)
     errors = ItemErrors()
     faces, hulls, bg, used = load_side_faces(ws, side, cfg.size, rng, errors)
@@ -135,7 +139,8 @@ def train_mask_model(ws: Workspace, side: str, cfg: MaskLearnConfig, device: tor
     val, train = order[:n_val], order[n_val:]
     sources = package_textures() + bg
     t0 = time.time()
-    learner = train_occluder_learner(faces[train], hulls[train], sources, cfg, device, progress, real_occluded)
+    learner = train_occluder_learner(faces[train], hulls[train], sources, cfg, device, progress, real_occluded,
+                                     init)
     vx, _, vo, vh = synth_batch(faces[val], hulls[val], sources, np.random.default_rng(cfg.seed + 7), 64)
     xs, hs = to_tensor(vx, device), torch.from_numpy(vh)[:, None].to(device)
     scores = occluder_score(learner, xs)[:, 0].cpu().numpy()
@@ -197,7 +202,7 @@ def load_mask_model(out: Path, device: torch.device) -> MaskModel:
     except (TypeError, ValueError) as exc:
         raise FacelabError(f"{ckio.last_path(out)} holds mask learner settings this facelab cannot use ({exc}); "
                            "train it again (`python main.py mask train`)") from exc
-    learner = create_wsol_model(cfg.arch)
+    learner = create_learner(cfg)
     learner.load_state_dict(state["learner"])
     refiner = None
     if state["refiner"]:

@@ -120,13 +120,30 @@ def load_split(data: str | Path, split: str) -> list[WsolRecord]:
                        "point --data at a CUB_200_2011 folder or make one with `wsol make-toy`")
 
 
+def ten_crops(img: np.ndarray, size: int) -> np.ndarray:
+    """(10,S,S,C): the four corner crops and the centre crop of ``img`` (H,W,C), then the same of its mirror image
+    (torchvision's TenCrop order)."""
+    h, w = img.shape[:2]
+    cy, cx = int(round((h - size) / 2)), int(round((w - size) / 2))
+    starts = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (cy, cx)]
+    out = [src[y:y + size, x:x + size] for src in (img, img[:, ::-1]) for y, x in starts]
+    return np.stack(out)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    """(...,H,W,3) uint8 -> (...,3,H,W) float [0,1]."""
+    return torch.from_numpy(np.ascontiguousarray(img)).movedim(-1, -3).float() / 255.0
+
+
 class WsolDataset(torch.utils.data.Dataset):
     """Images resized to ``size/crop_ratio`` (aspect not kept) then cropped to ``size``: random + flip when
-    training, centre when evaluating. Items: image (3,S,S) float [0,1], label, boxes (G,4) in crop pixels."""
+    training, centre when evaluating. Items: image (3,S,S) float [0,1], label, boxes (G,4) in crop pixels, and
+    with ``tencrop`` the ten crops (10,3,S,S) of the resized image for classification."""
 
     def __init__(self, records: list[WsolRecord], size: int, train: bool, crop_ratio: float = 0.875,
-                 seed: int = 0) -> None:
+                 seed: int = 0, tencrop: bool = False) -> None:
         self.records, self.size, self.train, self.crop_ratio = records, size, train, crop_ratio
+        self.tencrop = tencrop and not train
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -138,6 +155,7 @@ class WsolDataset(torch.utils.data.Dataset):
         h, w = img.shape[:2]
         big = int(round(self.size / self.crop_ratio))
         img = cv2.resize(img, (big, big), interpolation=cv2.INTER_AREA if big < min(h, w) else cv2.INTER_LINEAR)
+        crops = _to_tensor(ten_crops(img, self.size)) if self.tencrop else None
         if self.train:
             ox, oy = (int(v) for v in self.rng.integers(0, big - self.size + 1, 2))
         else:
@@ -148,8 +166,8 @@ class WsolDataset(torch.utils.data.Dataset):
             img = img[:, ::-1]
             boxes = boxes.copy()
             boxes[:, [0, 2]] = self.size - 1 - boxes[:, [2, 0]]
-        x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
-        return x, rec.label, boxes
+        x = _to_tensor(img)
+        return (x, rec.label, boxes) if crops is None else (x, rec.label, boxes, crops)
 
 
 def transform_boxes(boxes: np.ndarray, wh: tuple[int, int], big: int, offset: tuple[int, int],
@@ -162,8 +180,10 @@ def transform_boxes(boxes: np.ndarray, wh: tuple[int, int], big: int, offset: tu
 
 
 def collate(batch):
-    xs, ys, boxes = zip(*batch, strict=True)
-    return torch.stack(xs), torch.as_tensor(ys, dtype=torch.long), list(boxes)
+    """Images (B,3,S,S), labels (B,), boxes [(G,4)] and, when the items have them, ten crops (B,10,3,S,S)."""
+    cols = list(zip(*batch, strict=True))
+    out = (torch.stack(cols[0]), torch.as_tensor(cols[1], dtype=torch.long), list(cols[2]))
+    return out + (torch.stack(cols[3]),) if len(cols) > 3 else out
 
 
 # -- toy CUB-format data -----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""InceptionV3 for BAS (torchvision module names): stem convs and pools padded, Mixed_6a at stride 1, so f1
-(to Mixed_6e) ends at about 1/8 of the input and f2 (Mixed_7a-c, Mixed_7a padded) at 1/16. Needs ~75 px or more.
+"""InceptionV3 for BAS (torchvision module names): first conv padded, the two stem max-pools padded and rounding up
+(``ceil_mode``), Mixed_6a at stride 1, so f1 (to Mixed_6e) is 28x28 at 224 px (1/8) and f2 (Mixed_7a-c, Mixed_7a
+padded) 14x14. Needs ~48 px or more.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ class InceptionEarly(nn.Module):
 
     def forward(self, x):
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
-        x = nn.functional.max_pool2d(x, 3, 2, 1)
+        x = nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
-        x = nn.functional.max_pool2d(x, 3, 2, 1)
+        x = nn.functional.max_pool2d(x, 3, 2, 1, ceil_mode=True)
         for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"):
             x = getattr(self, name)(x)
         return x

@@ -15,12 +15,16 @@ SAT_KERNEL = torch.tensor([[0.0026, 0.046, 0.0026], [0.046, 0.805, 0.046], [0.00
 
 @dataclass(frozen=True)
 class LossWeights:
-    """alpha: BAS foreground-guidance weight; beta: BAS area weight; area_r: SAT target area; bas_const: BAS ratio
-    value once the background activation reaches the full one; neg_weight: gamma on maps of ``negative_class``
-    images (-1 = vanilla, no negative class); positive-only SAT area loss when a negative class is set."""
+    """alpha: BAS foreground-guidance weight; beta: BAS area weight (both None = the recipe's value for the
+    backbone, see :mod:`facelab.wsol.recipes`); area_r: SAT target area; bas_const: BAS ratio value once the
+    background activation reaches the full one; neg_weight: gamma on maps of ``negative_class`` images (-1 =
+    vanilla, no negative class); positive-only SAT area loss when a negative class is set."""
 
-    alpha: float = setting(0.5, "BAS foreground-guidance weight.", range=(0, 100))
-    beta: float = setting(1.0, "BAS area weight.", range=(0, 100))
+    alpha: float | None = setting(None, "BAS foreground-guidance weight.", range=(0, 100),
+                                  default_text="per recipe and backbone (paper: VGG16 0, others 0.5)")
+    beta: float | None = setting(None, "BAS area weight.", range=(0, 100),
+                                 default_text="per recipe and backbone (paper: VGG16 0.7, ResNet50 1.2, "
+                                              "InceptionV3 1.0, MobileNetV1 1.5)")
     area_r: float = setting(0.25, "SAT target foreground share.", range=(0, 1))
     bas_const: float = setting(0.0, "BAS ratio once the background activation reaches the full one.", range=(0, 10))
     negative_class: int = setting(-1, "Class whose maps should stay empty; -1 = none (vanilla).", range=(-1, 100_000))
@@ -72,7 +76,9 @@ def _other_maps(maps: torch.Tensor, negative_class: int) -> torch.Tensor:
 def bas_losses(logits: torch.Tensor, s_bg: torch.Tensor, s_fg: torch.Tensor, m_fg: torch.Tensor,
                y: torch.Tensor, w: LossWeights, maps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """L = CE(S) + alpha CE(S^fg) + L_BAS + beta L_AC (+ gamma mean of the other classes' maps (B,K,h,w) on
-    negative-class images). Returns every term and ``total``."""
+    negative-class images). Returns every term and ``total``. ``w.alpha`` and ``w.beta`` must be set."""
+    if w.alpha is None or w.beta is None:
+        raise ValueError("BAS loss weights alpha and beta are unset; fill them from a recipe (resolve_train)")
     idx = torch.arange(y.shape[0], device=y.device)
     terms = {
         "cls": F.cross_entropy(logits, y),

@@ -1,4 +1,4 @@
-"""Localisation metrics: boxes from maps, IoU, Top-1/Top-5/GT-known Loc, MaxBoxAccV2.
+"""Localisation metrics: boxes from maps, IoU, Top-1/Top-5/GT-known Loc, BoxAcc at one threshold, MaxBoxAccV2.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels with the inclusive convention of the papers: area = (x1-x0+1)(y1-y0+1).
 Maps are float HW arrays (any range; min-max normalised here).
@@ -6,8 +6,7 @@ Maps are float HW arrays (any range; min-max normalised here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -59,45 +58,66 @@ def map_to_box(m: np.ndarray, tau: float) -> np.ndarray:
     return boxes[0]
 
 
-@dataclass
-class LocMeter:
-    """Accumulates per-image localisation results; ``summary()`` gives the papers' metrics in percent."""
-
-    tau: float = 0.5
-    thresholds: tuple[float, ...] = CAM_THRESHOLDS
-    top1: list[bool] = field(default_factory=list)
-    top5: list[bool] = field(default_factory=list)
-    gt_known: list[bool] = field(default_factory=list)
-    cls_ok: list[bool] = field(default_factory=list)
-    box_hits: list[np.ndarray] = field(default_factory=list)  # (T, len(IOU_DELTAS)) per image
-
-    def add(self, fmap: np.ndarray, gt_boxes: np.ndarray, logits: np.ndarray, label: int) -> None:
-        """One image: HW map, its ground-truth boxes (G,4) in map pixels, class scores (K,), true label."""
-        best = float(box_iou(map_to_box(fmap, self.tau), gt_boxes).max())
-        order = np.argsort(-np.asarray(logits))
-        loc = best >= 0.5
-        self.gt_known.append(loc)
-        self.cls_ok.append(bool(order[0] == label))
-        self.top1.append(loc and order[0] == label)
-        self.top5.append(loc and label in order[:5])
-        self.box_hits.append(_box_hits(fmap, gt_boxes, self.thresholds))
-
-    def summary(self) -> dict[str, float]:
-        if not self.gt_known:
-            return {}
-        hits = np.stack(self.box_hits).mean(0)  # (T, D): BoxAcc(tau, delta)
-        per_delta = hits.max(0)
-        out = {"top1_cls": _pct(self.cls_ok), "top1_loc": _pct(self.top1), "top5_loc": _pct(self.top5),
-               "gt_known_loc": _pct(self.gt_known)}
-        for d, v in zip(IOU_DELTAS, per_delta, strict=True):
-            out[f"box_acc_iou{int(d * 100)}"] = 100.0 * float(v)
-        out["max_box_acc_v2"] = 100.0 * float(per_delta.mean())
-        out["images"] = float(len(self.gt_known))
-        return out
+def upsample_map(m: np.ndarray, size: int) -> np.ndarray:
+    """A low-resolution map (h,w) min-max normalised, then resized bilinearly to (size,size), as both papers do."""
+    return cv2.resize(normalize_map(m).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def _box_hits(fmap: np.ndarray, gt_boxes: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
-    """For each threshold, whether ANY component's box reaches each IoU delta with some ground-truth box."""
+def largest_box_ious(m: np.ndarray, gt_boxes: np.ndarray, taus: tuple[float, ...],
+                     past_end: bool = False) -> np.ndarray:
+    """(T,) best IoU with any ground-truth box (G,4) of the box of the largest component of ``m > t`` (the whole
+    map when none) at each threshold; ``m`` is used as given (:func:`upsample_map` normalised it, as the papers do
+    before resizing). ``past_end``: the box ends one pixel past the component (x1 = last column + 1), as skimage's
+    ``regionprops`` gives it and both papers' code scores it."""
+    h, w = m.shape
+    end = np.array([0, 0, 1, 1]) if past_end else np.zeros(4)
+    out = []
+    for t in taus:
+        boxes, _ = component_boxes(m > t)
+        box = boxes[0] if len(boxes) else np.array([0, 0, w - 1, h - 1], np.float64)
+        out.append(box_iou(box + end, gt_boxes).max())
+    return np.array(out)
+
+
+def loc_hits(iou: np.ndarray, strict: bool) -> np.ndarray:
+    """Localised images: IoU > 0.5 (BAS CVPR code) or IoU >= 0.5 (SAT code, Choe et al.)."""
+    return iou > 0.5 if strict else iou >= 0.5
+
+
+def mean_accuracy(hits: np.ndarray, labels: np.ndarray, per_class: bool) -> float:
+    """Percent of ``hits``: over images, or the mean of each class's share (BAS CVPR code)."""
+    hits = np.asarray(hits, np.float64)
+    if not per_class:
+        return 100.0 * float(hits.mean()) if len(hits) else 0.0
+    return 100.0 * float(np.mean([hits[labels == k].mean() for k in np.unique(labels)])) if len(hits) else 0.0
+
+
+def loc_accuracy(iou: np.ndarray, scores: np.ndarray, labels: np.ndarray, strict: bool = False,
+                 per_class: bool = False) -> dict[str, float]:
+    """Top-1/Top-5 classification, Top-1/Top-5 Loc and GT-known Loc in percent from per-image IoU (N,), class
+    scores (N,K) and labels (N,)."""
+    order = np.argsort(-np.asarray(scores), axis=1, kind="stable")
+    labels = np.asarray(labels)
+    top1 = order[:, 0] == labels
+    top5 = (order[:, :5] == labels[:, None]).any(1)
+    loc = loc_hits(np.asarray(iou), strict)
+    return {"top1_cls": mean_accuracy(top1, labels, per_class), "top5_cls": mean_accuracy(top5, labels, per_class),
+            "top1_loc": mean_accuracy(top1 & loc, labels, per_class),
+            "top5_loc": mean_accuracy(top5 & loc, labels, per_class),
+            "gt_known_loc": mean_accuracy(loc, labels, per_class)}
+
+
+def box_acc_at_threshold(iou: np.ndarray) -> dict[str, float]:
+    """The SAT code's "IoU30 / IoU50 / IoU70 / Mean": percent of images whose largest-component box at the one
+    chosen threshold reaches IoU >= 0.3 / 0.5 / 0.7, and their mean. Not MaxBoxAccV2 (no threshold sweep)."""
+    out = {f"box_acc_iou{int(d * 100)}_at_tau": 100.0 * float(np.mean(np.asarray(iou) >= d)) for d in IOU_DELTAS}
+    out["box_acc_mean_at_tau"] = float(np.mean(list(out.values())))
+    return out
+
+
+def box_hits(fmap: np.ndarray, gt_boxes: np.ndarray, thresholds: tuple[float, ...] = CAM_THRESHOLDS) -> np.ndarray:
+    """(T, len(IOU_DELTAS)) bool: for each threshold, whether ANY component's box of ``normalize(fmap) > t``
+    reaches each IoU delta with some ground-truth box (Choe et al.'s BoxAcc)."""
     norm = normalize_map(fmap)
     out = np.zeros((len(thresholds), len(IOU_DELTAS)), bool)
     for i, t in enumerate(thresholds):
@@ -109,16 +129,37 @@ def _box_hits(fmap: np.ndarray, gt_boxes: np.ndarray, thresholds: tuple[float, .
     return out
 
 
-def _pct(v: list[bool]) -> float:
-    return 100.0 * float(np.mean(v)) if v else 0.0
+def max_box_acc_v2(hits: np.ndarray) -> dict[str, float]:
+    """MaxBoxAccV2 (Choe et al., CVPR 2020) from per-image :func:`box_hits` (N,T,D): for each IoU delta the best
+    threshold's BoxAcc, and their mean, in percent."""
+    per_delta = np.asarray(hits, np.float64).mean(0).max(0)
+    out = {f"max_box_acc_iou{int(d * 100)}": 100.0 * float(v) for d, v in zip(IOU_DELTAS, per_delta, strict=True)}
+    out["max_box_acc_v2"] = 100.0 * float(per_delta.mean())
+    return out
 
 
-def format_table(metrics: dict[str, float]) -> str:
-    """The papers' metrics as a small text table."""
-    rows = [("Top-1 Cls", "top1_cls"), ("Top-1 Loc", "top1_loc"), ("Top-5 Loc", "top5_loc"),
-            ("GT-known Loc", "gt_known_loc"), ("BoxAcc IoU0.3", "box_acc_iou30"), ("BoxAcc IoU0.5", "box_acc_iou50"),
-            ("BoxAcc IoU0.7", "box_acc_iou70"), ("MaxBoxAccV2", "max_box_acc_v2")]
-    lines = [f"{'metric':<14} {'%':>7}", "-" * 22]
-    lines += [f"{name:<14} {metrics[key]:7.2f}" for name, key in rows if key in metrics]
-    lines.append(f"{'images':<14} {int(metrics.get('images', 0)):7d}")
+#: (row name, metric key, what it follows) of :func:`format_table`
+TABLE_ROWS = (
+    ("Top-1 Cls", "top1_cls", "the protocol above"), ("Top-5 Cls", "top5_cls", "the protocol above"),
+    ("Top-1 Loc", "top1_loc", "the protocol above"), ("Top-5 Loc", "top5_loc", "the protocol above"),
+    ("GT-known Loc", "gt_known_loc", "the protocol above"),
+    ("BoxAcc IoU0.3 @tau", "box_acc_iou30_at_tau", "SAT code: protocol's threshold, largest box"),
+    ("BoxAcc IoU0.5 @tau", "box_acc_iou50_at_tau", "SAT code: protocol's threshold, largest box"),
+    ("BoxAcc IoU0.7 @tau", "box_acc_iou70_at_tau", "SAT code: protocol's threshold, largest box"),
+    ("BoxAcc mean @tau", "box_acc_mean_at_tau", "SAT code's 'Mean' (not MaxBoxAccV2)"),
+    ("MaxBoxAcc IoU0.3", "max_box_acc_iou30", "Choe et al.: best threshold, any box"),
+    ("MaxBoxAcc IoU0.5", "max_box_acc_iou50", "Choe et al.: best threshold, any box"),
+    ("MaxBoxAcc IoU0.7", "max_box_acc_iou70", "Choe et al.: best threshold, any box"),
+    ("MaxBoxAccV2", "max_box_acc_v2", "Choe et al., CVPR 2020"),
+)
+
+
+def format_table(metrics: dict[str, float], protocol: str = "") -> str:
+    """The metrics as a small text table, each row saying which protocol it follows."""
+    lines = [f"protocol: {protocol}"] if protocol else []
+    if "threshold" in metrics:
+        lines.append(f"threshold: {metrics['threshold']:g}")
+    lines += [f"{'metric':<19} {'%':>7}  follows", "-" * 60]
+    lines += [f"{name:<19} {metrics[key]:7.2f}  {note}" for name, key, note in TABLE_ROWS if key in metrics]
+    lines.append(f"{'images':<19} {int(metrics.get('images', 0)):7d}")
     return "\n".join(lines)

@@ -162,10 +162,10 @@ class BasNet(nn.Module):
 
 
 class SatNet(nn.Module):
-    def __init__(self, spec_name: str, num_classes: int) -> None:
+    def __init__(self, spec_name: str, num_classes: int, drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm = _Normalize()
-        self.backbone = SpatialVit(SAT_BACKBONES.create(spec_name))
+        self.backbone = SpatialVit(SAT_BACKBONES.create(spec_name), drop_path)
         self.head = nn.Conv2d(self.backbone.spec.dim, num_classes, 3, padding=1)
 
     def pretrained_key(self, key: str) -> str | None:
@@ -184,11 +184,14 @@ def _up(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-def create_wsol_model(arch: WsolArch) -> nn.Module:
-    """Build the BAS or SAT network of ``arch`` (random init; load ImageNet weights with ``load_pretrained``)."""
+def create_wsol_model(arch: WsolArch, drop_path: float = 0.0) -> nn.Module:
+    """Build the BAS or SAT network of ``arch`` (random init; load ImageNet weights with ``load_pretrained``).
+    ``drop_path``: SAT's stochastic-depth rate while training (no weights depend on it)."""
     if arch.method == "bas":
+        if drop_path:
+            raise FacelabError("--drop-path applies to SAT only")
         parts = BAS_BACKBONES.create(arch.backbone, width=arch.width)
         return BasNet(parts, arch.num_classes, normal_init=arch.backbone == "vgg16", head_act=arch.head_act)
     if arch.width != 1.0:
         raise FacelabError("--width applies to BAS CNN backbones only; SAT uses the named ViT size")
-    return SatNet(arch.backbone, arch.num_classes)
+    return SatNet(arch.backbone, arch.num_classes, drop_path)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from facelab.errors import FacelabError
@@ -23,9 +22,10 @@ from facelab.utils.config import setting
 from facelab.utils.progress import Progress
 from facelab.wsol.data import WsolDataset, WsolRecord, collate, load_split
 from facelab.wsol.losses import LossWeights, bas_losses, sat_losses
-from facelab.wsol.metrics import LocMeter
 from facelab.wsol.models import WsolArch, create_wsol_model
 from facelab.wsol.pretrained import load_pretrained
+from facelab.wsol.protocol import EvalProtocol, evaluate_protocol
+from facelab.wsol.recipes import RECIPES, fill, recipe_for
 
 log = logging.getLogger(__name__)
 KIND = "wsol"
@@ -34,29 +34,65 @@ LEGACY_VERSION = 1  # WSOL checkpoints before the shared format: no ``kind`` key
 
 
 OPTIMIZERS = ("adamw", "sgd")
+LR_DROP = 0.1  # the rate's factor at ``lr_step`` (BAS)
+_RECIPE_TEXT = "per recipe and backbone"
 
 
 @dataclass(frozen=True)
 class WsolTrainConfig:
-    """Schedule settings (may change between runs). ``lr`` is the backbone rate; heads/generator get 10x with
-    SGD as in BAS. ``optimizer``: adamw | sgd."""
+    """Schedule settings (may change between runs). Fields left None take the value of ``recipe`` for the
+    backbone (:mod:`facelab.wsol.recipes`); :func:`resolve_train` fills them and the checkpoint stores the result.
+    ``optimizer``: sgd = BAS's (Nesterov, momentum 0.9; backbone biases 2x, generator and head 10x, their biases
+    20x); adamw = SAT's (one rate)."""
 
+    recipe: str = setting("paper", "Recipe giving every unset schedule, loss and evaluation value per "
+                                          "backbone: paper (the official code's) or facelab.", choices=RECIPES.names)
     input_size: int = setting(224, "Input size in pixels.", flag="size", range=(32, 1024))
-    epochs: int = setting(10, "Epochs to train (in all, counting those of a resumed run).", range=(0, 100_000))
-    batch_size: int = setting(32, "Batch size.", flag="batch", range=(1, 4096))
-    lr: float = setting(1e-3, "Learning rate of the backbone (SGD: heads 10x).", range=(0, 10))
-    optimizer: str = setting("adamw", "Optimizer.", choices=OPTIMIZERS)
-    weight_decay: float = setting(5e-4, "Weight decay (none on biases, norms and tokens).", range=(0, 1))
-    crop_ratio: float = setting(0.875, "Centre-crop share of the resized image at evaluation.", range=(0.05, 1))
+    epochs: int | None = setting(None, "Epochs to train (in all, counting those of a resumed run).",
+                                 range=(0, 100_000), default_text=f"{_RECIPE_TEXT} (paper: BAS 100, SAT 30)")
+    batch_size: int | None = setting(None, "Batch size.", flag="batch", range=(1, 4096),
+                                     default_text=f"{_RECIPE_TEXT} (paper: BAS 32, SAT 256)")
+    micro_batch: int = setting(0, "Largest batch run at once; a larger batch accumulates gradients over pieces "
+                                  "of this size (0 = the whole batch).", range=(0, 4096))
+    lr: float | None = setting(None, "Learning rate of the backbone.", range=(0, 10),
+                               default_text=f"{_RECIPE_TEXT} (paper: BAS 1e-3, SAT 1e-4)")
+    optimizer: str | None = setting(None, "Optimizer.", choices=OPTIMIZERS,
+                                    default_text=f"{_RECIPE_TEXT} (paper: BAS sgd, SAT adamw)")
+    weight_decay: float | None = setting(None, "Weight decay.", range=(0, 1),
+                                         default_text=f"{_RECIPE_TEXT} (paper: BAS 5e-4, SAT 0.05)")
+    decay_all: bool | None = setting(None, "Weight decay on biases, norms and tokens too.",
+                                     default_text=f"{_RECIPE_TEXT} (paper: BAS on, SAT off)")
+    lr_step: int | None = setting(None, "Epoch at which the rate drops x0.1 (0 = never).", range=(0, 100_000),
+                                  default_text=f"{_RECIPE_TEXT} (paper: BAS 80, SAT 0)")
+    drop_path: float | None = setting(None, "SAT stochastic-depth rate of the last block.", range=(0, 1),
+                                      default_text=f"{_RECIPE_TEXT} (paper: SAT 0.1, BAS 0)")
+    crop_ratio: float = setting(0.875, "Crop share of the resized square image (224 of 256).", range=(0.05, 1))
     seed: int = setting(0, "Random seed.", range=(0, 2**32 - 1))
     weights: LossWeights = setting(LossWeights(), "Loss weights (their own flags).", cli=False)
     backups: int = setting(2, "Numbered per-epoch backups kept beside ckpt_last.pt.", range=(0, 1000))
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES.names())}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise ValueError("optimizer must be adamw or sgd")
-        if self.input_size < 32 or self.epochs < 0 or self.batch_size < 1 or self.lr <= 0 or self.backups < 0:
-            raise ValueError("input_size >= 32, epochs >= 0, batch_size >= 1, lr > 0 and backups >= 0 are required")
+        if self.input_size < 32 or self.backups < 0 or self.micro_batch < 0:
+            raise ValueError("input_size >= 32, micro_batch >= 0 and backups >= 0 are required")
+        if (self.epochs or 0) < 0 or (self.batch_size is not None and self.batch_size < 1) or \
+                (self.lr is not None and self.lr <= 0):
+            raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
+
+
+def resolve_train(cfg: WsolTrainConfig, arch: WsolArch) -> WsolTrainConfig:
+    """``cfg`` with every unset value (loss weights included) taken from its recipe for ``arch``."""
+    recipe = recipe_for(cfg.recipe, arch.method, arch.backbone)
+    return replace(fill(cfg, recipe), weights=fill(cfg.weights, recipe))
+
+
+def _require_resolved(cfg: WsolTrainConfig) -> None:
+    unset = [f.name for f in fields(cfg) if getattr(cfg, f.name) is None]
+    if unset:
+        raise ValueError(f"unresolved train settings {unset}; pass the config through resolve_train first")
 
 
 def method_losses(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -68,61 +104,82 @@ def method_losses(method: str, model: torch.nn.Module, x: torch.Tensor, y: torch
     return sat_losses(out.logits, out.m, y, w)
 
 
+def param_settings(name: str, p: torch.Tensor, cfg: WsolTrainConfig) -> tuple[float, float]:
+    """(learning rate, weight decay) of parameter ``name``: with SGD BAS's per-part rates (new parts, i.e. the
+    generator and the head, 10x; biases 2x); no decay on 1-D parameters and tokens unless ``decay_all``."""
+    lr = float(cfg.lr)  # type: ignore[arg-type]
+    if cfg.optimizer == "sgd":
+        new_part = name.startswith(("generator.", "late.head.", "head."))
+        lr *= (10.0 if new_part else 1.0) * (2.0 if name.endswith(".bias") else 1.0)
+    no_decay = p.ndim <= 1 or name.endswith(("_token", "pos_embed", "spatial_pos"))
+    return lr, 0.0 if no_decay and not cfg.decay_all else float(cfg.weight_decay)  # type: ignore[arg-type]
+
+
 def make_optimizer(model: torch.nn.Module, cfg: WsolTrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov, BAS's per-part rates: new parts 10x, biases 2x) or AdamW (no decay on 1-D and tokens)."""
+    """SGD (Nesterov, momentum 0.9) or AdamW over groups of equal (rate, decay); each group keeps its ``base_lr``
+    for :func:`set_epoch_lr`. ``cfg`` must be resolved."""
+    _require_resolved(cfg)
     groups: dict[tuple[float, float], list] = {}
     for name, p in model.named_parameters():
-        new_part = name.startswith(("generator.", "late.head.", "head."))
-        no_decay = p.ndim <= 1 or name.endswith(("_token", "pos_embed", "spatial_pos"))
-        if cfg.optimizer == "sgd":
-            lr = cfg.lr * (10.0 if new_part else 1.0) * (2.0 if name.endswith(".bias") else 1.0)
-        else:
-            lr = cfg.lr
-        groups.setdefault((lr, 0.0 if no_decay else cfg.weight_decay), []).append(p)
-    params = [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+        groups.setdefault(param_settings(name, p, cfg), []).append(p)
+    params = [{"params": ps, "lr": lr, "base_lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(params, lr=cfg.lr)
 
 
+def lr_factor(epoch: int, lr_step: int) -> float:
+    """The rate's factor in 0-based ``epoch``: x0.1 from epoch ``lr_step`` on (0 = never)."""
+    return LR_DROP if lr_step and epoch >= lr_step else 1.0
+
+
+def set_epoch_lr(opt: torch.optim.Optimizer, epoch: int, lr_step: int) -> None:
+    """Set every group's rate for 0-based ``epoch`` from its ``base_lr``."""
+    for group in opt.param_groups:
+        group["lr"] = group["base_lr"] * lr_factor(epoch, lr_step)
+
+
+def accumulate_step(model: torch.nn.Module, method: str, x: torch.Tensor, y: torch.Tensor, w: LossWeights,
+                    micro_batch: int = 0) -> dict[str, float]:
+    """Backward of one batch in pieces of ``micro_batch`` (0 = at once), each term weighted by its share of the
+    batch, so the gradient is the whole batch's for per-image means. SAT's batch area term is then taken per
+    piece, and BatchNorm sees each piece alone. Returns the batch's loss terms."""
+    step = micro_batch if 0 < micro_batch < len(x) else len(x)
+    sums: dict[str, float] = {}
+    for i in range(0, len(x), step):
+        share = len(x[i:i + step]) / len(x)
+        terms = method_losses(method, model, x[i:i + step], y[i:i + step], w)
+        (terms["total"] * share).backward()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * share
+    return sums
+
+
 def train_epoch(model: torch.nn.Module, method: str, loader, opt: torch.optim.Optimizer, w: LossWeights,
-                device: torch.device, progress: Progress | None = None) -> dict[str, float]:
+                device: torch.device, progress: Progress | None = None, micro_batch: int = 0) -> dict[str, float]:
     """One pass over ``loader``; returns the mean of every loss term."""
     model.train()
     sums: dict[str, float] = {}
     n = 0
     for x, y, _ in loader:
-        x, y = x.to(device), y.to(device)
-        terms = method_losses(method, model, x, y, w)
         opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
+        terms = accumulate_step(model, method, x.to(device), y.to(device), w, micro_batch)
         opt.step()
         n += 1
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+            sums[k] = sums.get(k, 0.0) + v
         if progress:
-            progress(1, loss=f"{float(terms['total'].detach()):.3f}")
+            progress(1, loss=f"{terms['total']:.3f}")
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, records: list[WsolRecord], size: int, device: torch.device, tau: float = 0.5,
              topk: int | None = None, batch_size: int = 32, crop_ratio: float = 0.875,
              progress: Progress | None = None) -> dict[str, float]:
-    """Top-1/Top-5/GT-known Loc at ``tau`` and MaxBoxAccV2 over the CAM thresholds, in percent."""
-    model.eval()
-    loader = torch.utils.data.DataLoader(WsolDataset(records, size, False, crop_ratio), batch_size=batch_size,
-                                         collate_fn=collate)
-    meter = LocMeter(tau=tau)
-    for x, y, boxes in loader:
-        out = model(x.to(device), topk=topk)
-        fmaps, logits = out.fmap[:, 0].cpu().numpy(), out.logits.cpu().numpy()
-        for i in range(len(boxes)):
-            if len(boxes[i]):
-                meter.add(fmaps[i], boxes[i], logits[i], int(y[i]))
-        if progress:
-            progress(len(boxes))
-    return meter.summary()
+    """Every metric at one CAM threshold ``tau``, centre-crop classes, IoU >= 0.5, per-image means (percent)."""
+    p = EvalProtocol(thresholds=str(tau), topk=topk or 0, tencrop=False, iou_strict=False, per_class=False,
+                     box_past_end=False, batch_size=batch_size)
+    return evaluate_protocol(model, records, size, device, p, crop_ratio, progress=progress)
 
 
 def make_checkpoint(model: torch.nn.Module, opt: torch.optim.Optimizer, arch: WsolArch, cfg: WsolTrainConfig,
@@ -148,7 +205,8 @@ def _cfg_dict(cfg: WsolTrainConfig) -> dict:
 
 
 def train_config_from_dict(d: dict) -> WsolTrainConfig:
-    d = dict(d)
+    """The train config stored in a checkpoint; runs from before recipes existed followed facelab's."""
+    d = {"recipe": "facelab", **d}
     d["weights"] = LossWeights(**d.get("weights", {}))
     return WsolTrainConfig(**d)
 
@@ -191,17 +249,20 @@ def _resume_or_create(out: Path, arch: WsolArch, cfg: WsolTrainConfig, device, p
         stored = WsolArch(**state["arch"])
         if stored != arch:
             raise FacelabError(f"{out} holds a {stored} model; the flags ask for {arch}. Use another --out or --force")
-        model = create_wsol_model(arch)
+        model = create_wsol_model(arch, cfg.drop_path or 0.0)
         model.load_state_dict(state["model"])
         model.to(device)
         opt = make_optimizer(model, cfg)
+        settings = [(g["base_lr"], g["weight_decay"]) for g in opt.param_groups]
         opt.load_state_dict(state["optimizer"])
+        for group, (base_lr, decay) in zip(opt.param_groups, settings, strict=True):  # this run's schedule
+            group["base_lr"], group["weight_decay"] = base_lr, decay
         torch.set_rng_state(state["rng"])
         return model, opt, int(state["epoch"])
     if force:
         _drop_backups(out)
     torch.manual_seed(cfg.seed)
-    model = create_wsol_model(arch)
+    model = create_wsol_model(arch, cfg.drop_path or 0.0)
     if pretrained:
         load_pretrained(model, pretrained)
     model.to(device)
@@ -211,7 +272,15 @@ def _resume_or_create(out: Path, arch: WsolArch, cfg: WsolTrainConfig, device, p
 def train_wsol(data: Path, out: Path, arch: WsolArch, cfg: WsolTrainConfig, device: torch.device,
                pretrained: Path | None = None, force: bool = False, progress: Progress | None = None,
                records: list[WsolRecord] | None = None) -> dict:
-    """Train to ``cfg.epochs`` (resuming), saving after every epoch; returns the last epoch's mean losses."""
+    """Train to ``cfg.epochs`` (resuming), saving after every epoch; returns the last epoch's mean losses.
+    Unset values of ``cfg`` come from its recipe for ``arch`` (:func:`resolve_train`)."""
+    return fit_wsol(data, out, arch, cfg, device, pretrained, force, progress, records)[3]
+
+
+def fit_wsol(data: Path, out: Path, arch: WsolArch, cfg: WsolTrainConfig, device: torch.device,
+             pretrained: Path | None = None, force: bool = False, progress: Progress | None = None,
+             records: list[WsolRecord] | None = None) -> tuple[torch.nn.Module, WsolArch, WsolTrainConfig, dict]:
+    """:func:`train_wsol` that also returns the trained model (eval mode), its arch and its resolved config."""
     out = Path(out)
     records = load_split(data, "train") if records is None else records
     if not records:
@@ -219,6 +288,7 @@ def train_wsol(data: Path, out: Path, arch: WsolArch, cfg: WsolTrainConfig, devi
     n_cls = max(r.label for r in records) + 1
     if n_cls > arch.num_classes:
         arch = replace(arch, num_classes=n_cls)
+    cfg = resolve_train(cfg, arch)
     model, opt, start = _resume_or_create(out, arch, cfg, device, pretrained, force)
     ds = WsolDataset(records, cfg.input_size, True, cfg.crop_ratio, seed=cfg.seed + start)
     gen = torch.Generator().manual_seed(cfg.seed + start)
@@ -226,19 +296,12 @@ def train_wsol(data: Path, out: Path, arch: WsolArch, cfg: WsolTrainConfig, devi
                                          collate_fn=collate, drop_last=len(ds) > cfg.batch_size)
     history: list[dict] = []
     last: dict[str, float] = {}
-    for epoch in range(start, cfg.epochs):
-        last = train_epoch(model, arch.method, loader, opt, cfg.weights, device, progress)
+    for epoch in range(start, cfg.epochs):  # type: ignore[arg-type]
+        set_epoch_lr(opt, epoch, cfg.lr_step or 0)
+        last = train_epoch(model, arch.method, loader, opt, cfg.weights, device, progress, cfg.micro_batch)
         history.append({"epoch": epoch + 1, **{k: round(v, 5) for k, v in last.items()}})
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, " ".join(f"{k}={v:.4f}" for k, v in last.items()))
         save_checkpoint(out, model, opt, arch, cfg, epoch + 1, history)
-    return {"epochs_done": max(start, cfg.epochs), "num_classes": arch.num_classes, **last}
+    result = {"epochs_done": max(start, cfg.epochs or 0), "num_classes": arch.num_classes, **last}
+    return model.eval(), arch, cfg, result
 
-
-def pick_threshold(model, records: list[WsolRecord], size: int, device, topk: int | None = None) -> float:
-    """The CAM threshold with the best GT-known Loc on ``records`` (a validation split, never the test set)."""
-    best_t, best = 0.5, -1.0
-    for t in np.arange(0.1, 0.9, 0.05):
-        acc = evaluate(model, records, size, device, tau=float(t), topk=topk)["gt_known_loc"]
-        if acc > best:
-            best_t, best = float(t), acc
-    return round(best_t, 2)

@@ -107,10 +107,25 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: while training, zero a residual branch (B,...) per sample with probability ``p`` and scale
+    the kept ones by 1/(1-p); the identity otherwise."""
+    if p <= 0.0 or not training:
+        return x
+    keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype) >= p
+    return x * keep / (1.0 - p)
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Per-block drop-path probabilities rising linearly from 0 to ``rate`` (the DeiT / SAT rule)."""
+    return [float(v) for v in torch.linspace(0, rate, depth)]
+
+
 class Block(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, gated: bool) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, gated: bool, drop_path: float = 0.0) -> None:
         super().__init__()
         self.gated = gated
+        self.drop_path = drop_path
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
@@ -118,14 +133,15 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, m_spa = self.attn(self.norm1(x), self.gated)
-        x = x + a
-        return x + self.mlp(self.norm2(x)), m_spa
+        x = x + drop_path(a, self.drop_path, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training), m_spa
 
 
 class SpatialVit(nn.Module):
-    """Input (B,3,H,W) normalised; output patch features (B,D,h,w) and the per-patch map (B,1,h,w) in [0,1]."""
+    """Input (B,3,H,W) normalised; output patch features (B,D,h,w) and the per-patch map (B,1,h,w) in [0,1].
+    ``drop_path``: the last block's stochastic-depth rate while training (0 in the first, linear in between)."""
 
-    def __init__(self, spec: VitSpec) -> None:
+    def __init__(self, spec: VitSpec, drop_path: float = 0.0) -> None:
         super().__init__()
         self.spec = spec
         d = spec.dim
@@ -135,7 +151,8 @@ class SpatialVit(nn.Module):
         self.spatial_token = nn.Parameter(torch.zeros(1, 1, d))
         self.spatial_pos = nn.Parameter(torch.zeros(1, 1, d))
         self.blocks = nn.ModuleList(
-            Block(d, spec.heads, spec.mlp_ratio, i >= spec.depth - spec.gated) for i in range(spec.depth))
+            Block(d, spec.heads, spec.mlp_ratio, i >= spec.depth - spec.gated, rate)
+            for i, rate in enumerate(drop_path_rates(drop_path, spec.depth)))
         self.norm = nn.LayerNorm(d, eps=1e-6)
         for p in (self.cls_token, self.pos_embed, self.spatial_token, self.spatial_pos):
             nn.init.trunc_normal_(p, std=0.02)

@@ -13,11 +13,12 @@ from facekit import face_landmarks
 
 from facelab.align import face_transform, transform_points
 from facelab.cli.root import cli
-from facelab.masks.learner import MaskLearnConfig
+from facelab.masks.learner import MaskLearnConfig, create_learner
 from facelab.masks.workspace_masks import apply_masks, save_mask_model, train_mask_model
 from facelab.workspace import write_image
 from facelab.workspace.faces import FaceMeta, read_meta, write_face
-from facelab.wsol.models import create_wsol_model
+
+pytestmark = pytest.mark.fault
 
 SIZE = 96
 
@@ -52,7 +53,7 @@ def masked_ws(ws, astronaut, astronaut_lm):
     paths = write_faces(ws, astronaut, astronaut_lm)
     torch.manual_seed(0)
     cfg = MaskLearnConfig(size=32)
-    save_mask_model(ws.model("mask_bas"), create_wsol_model(cfg.arch), None, 0.5, 0, cfg, {})
+    save_mask_model(ws.model("mask_bas"), create_learner(cfg), None, 0.5, 0, cfg, {})
     plant(paths[1], **NAN_EXTRA)
     plant(paths[2], **DEGENERATE)
     return ws

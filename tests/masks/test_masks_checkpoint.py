@@ -12,12 +12,11 @@ import pytest
 import torch
 
 from facelab.errors import FacelabError
-from facelab.masks.learner import MaskLearnConfig, RefineNet
+from facelab.masks.learner import MaskLearnConfig, RefineNet, create_learner
 from facelab.masks.workspace_masks import load_mask_model, read_mask_checkpoint, save_mask_model
 from facelab.models.store import find_swap_model, is_swap_model
 from facelab.utils import checkpoint as ckio
 from facelab.utils.atomic import TMP_PREFIX
-from facelab.wsol.models import create_wsol_model
 
 CPU = torch.device("cpu")
 CFG = MaskLearnConfig(size=32, steps=2, batch_size=4)
@@ -26,7 +25,7 @@ INFO = {"faces": 6, "dilation": 1, "val_iou": 0.9}
 
 def _learner(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return create_wsol_model(CFG.arch)
+    return create_learner(CFG)
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -6,7 +6,9 @@ import click
 import pytest
 
 from facelab.masks import MASK_LEARNERS, MASK_SOURCES
-from facelab.masks.learner import MaskLearnConfig
+from facelab.masks.learner import MaskLearnConfig, create_learner, sat_backbone_names
+from facelab.wsol.models import BasNet, SatNet
+from facelab.wsol.sat_conv import CONV_SAT_BACKBONES, ConvSatNet
 from facelab.wsol.vit import SAT_BACKBONES
 
 
@@ -27,10 +29,12 @@ def test_cli_method_choices_are_the_registry_names():
 
 
 def test_config_checks_against_the_registries():
-    for entry in MASK_LEARNERS:
-        assert MaskLearnConfig(method=entry.name).arch.method == entry.name
-    assert MaskLearnConfig(method="sat", sat_backbone="deit_tiny").arch.backbone == "deit_tiny"
+    assert isinstance(create_learner(MaskLearnConfig(method="bas")), BasNet)
+    assert isinstance(create_learner(MaskLearnConfig(method="sat")), ConvSatNet)  # the default: a CNN stem
+    deit = create_learner(MaskLearnConfig(method="sat", sat_backbone="deit_tiny"))
+    assert isinstance(deit, SatNet) and deit.backbone.spec.dim == 192
+    assert sat_backbone_names() == CONV_SAT_BACKBONES.names() + SAT_BACKBONES.names()
     with pytest.raises(ValueError, match="method must be one of bas, sat, not 'cam'"):
         MaskLearnConfig(method="cam")
-    with pytest.raises(ValueError, match=f"sat_backbone must be one of {', '.join(SAT_BACKBONES.names())}"):
+    with pytest.raises(ValueError, match=f"sat_backbone must be one of {', '.join(sat_backbone_names())}"):
         MaskLearnConfig(method="sat", sat_backbone="tiny")

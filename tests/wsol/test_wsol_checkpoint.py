@@ -21,13 +21,14 @@ from facelab.wsol.trainer import (
     load_wsol,
     make_optimizer,
     read_checkpoint,
+    resolve_train,
     save_checkpoint,
     train_wsol,
 )
 
 CPU = torch.device("cpu")
 ARCH = WsolArch("bas", "tiny", 2, width=0.25)
-CFG = WsolTrainConfig(input_size=32, epochs=1, batch_size=4, backups=2)
+CFG = resolve_train(WsolTrainConfig(input_size=32, epochs=1, batch_size=4, backups=2), ARCH)
 
 
 def _run(seed: int = 0):
@@ -66,8 +67,8 @@ def test_round_trip_config_and_backups(tmp_path):
 def _write_old_run(out, model, opt, epoch: int = 1) -> None:
     """A folder as the WSOL trainer wrote it before the shared format (format 1, no kind in the checkpoint)."""
     out.mkdir(parents=True, exist_ok=True)
-    train = json.loads(json.dumps(asdict(WsolTrainConfig(input_size=32, epochs=1, batch_size=4))))
-    del train["backups"]  # did not exist then
+    train = {"input_size": 32, "epochs": 1, "batch_size": 4, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 5e-4,
+             "crop_ratio": 0.875, "seed": 0, "weights": {"alpha": 0.5, "beta": 1.0, "area_r": 0.25}}  # no recipes
     torch.save({"format_version": LEGACY_VERSION, "arch": asdict(ARCH), "train": train, "epoch": epoch,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state()},
                out / "ckpt_last.pt")
@@ -82,6 +83,7 @@ def test_old_run_loads_and_resumes_in_the_new_format(tmp_path, toy):
     assert ckio.config_kind(tmp_path / "old") == "wsol"
     loaded, arch, cfg, state = load_wsol(tmp_path / "old", CPU)
     assert arch == ARCH and cfg.backups == WsolTrainConfig().backups and state["epoch"] == 1
+    assert cfg.recipe == "facelab" and cfg.optimizer == "adamw"  # what runs followed before recipes
     assert state["kind"] == "wsol" and _same_weights(loaded, model)
     result = train_wsol(toy, tmp_path / "old", ARCH, replace(CFG, epochs=2), CPU)  # resumes at epoch 1
     assert result["epochs_done"] == 2

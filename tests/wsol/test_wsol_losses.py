@@ -89,7 +89,7 @@ def test_negative_class_terms():
     m[1] = 0.25
     y = torch.tensor([0, 1])
     logits = torch.zeros(2, 2)
-    w = LossWeights(area_r=0.25, negative_class=0, neg_weight=2.0)
+    w = LossWeights(alpha=0.5, beta=1.0, area_r=0.25, negative_class=0, neg_weight=2.0)
     t = sat_losses(logits, m, y, w)
     assert float(t["area"]) == pytest.approx(0.0)  # positives only: mean 0.25 == r
     assert float(t["neg"]) == pytest.approx(1.0)  # 2.0 * 0.5

@@ -21,7 +21,7 @@ def test_forward_backward_contract(method, backbone, width, size):
     model = create_wsol_model(WsolArch(method, backbone, 3, width))
     x = torch.rand(2, 3, size, size)
     y = torch.tensor([0, 2])
-    terms = method_losses(method, model, x, y, LossWeights())
+    terms = method_losses(method, model, x, y, LossWeights(alpha=0.5, beta=1.0))
     assert torch.isfinite(terms["total"])
     terms["total"].backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
