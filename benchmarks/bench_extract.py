@@ -1,9 +1,11 @@
 """Extract-stage speed on the sample woman video: faces/s, and stage time over bare detector + landmark time.
 
-Run: ``python benchmarks/bench_extract.py [--quick]`` (quick = first 60 frames). The stage is timed whole (model
-loading, decoding, checks, alignment, pose, JPEG writing) with one process and with two; the bare time is a plain
-loop of the detector and the landmark model over the same decoded frames, model loading included. On a shared
-machine wall times drift with the load of others; the CPU-time ratio is the stable measure of our overhead.
+Run: ``python benchmarks/bench_extract.py [--quick] [--device cuda]`` (quick = first 60 frames; ``--device`` is the
+torch device of the s3fd / fan backends: the default dlib backends run on the CPU whatever it says). The stage is
+timed whole (model loading, decoding, checks, alignment, pose, JPEG writing) with one process and with two; the bare
+time is a plain loop of the detector and the landmark model over the same decoded frames, model loading included.
+On a shared machine wall times drift with the load of others; the CPU-time ratio is the stable measure of our
+overhead.
 """
 
 from __future__ import annotations
@@ -58,14 +60,15 @@ def bare(frames: Path, cfg: ExtractConfig) -> tuple[float, float, int]:
     return time.perf_counter() - t0, cpu_seconds() - c0, faces
 
 
-def stage(frames: Path, out: Path, workers: int, interpolation: str = "cubic") -> tuple[float, float, int]:
+def stage(frames: Path, out: Path, workers: int, interpolation: str = "cubic",
+          device: str = "auto") -> tuple[float, float, int]:
     """The whole extract stage: (wall s, CPU s incl. worker processes, faces)."""
     c0 = cpu_seconds()
-    res = extract_faces(frames, out, ExtractConfig(workers=workers, interpolation=interpolation))
+    res = extract_faces(frames, out, ExtractConfig(workers=workers, interpolation=interpolation, device=device))
     return res.seconds, cpu_seconds() - c0, res.faces
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, device: str = "auto") -> list[dict]:
     """Bare runs before and after the stage runs are averaged, so a change of machine load in between evens out."""
     import cv2
 
@@ -76,9 +79,9 @@ def run(quick: bool) -> list[dict]:
         frames = frames_of(sample_videos()[0], tmp / "data_src", 60 if quick else 0)
         n = len(list_images(frames))
         b1 = bare(frames, ExtractConfig())
-        s1 = stage(frames, tmp / "aligned_1", 1)
-        s2 = stage(frames, tmp / "aligned_2", 2)
-        s1l = stage(frames, tmp / "aligned_1l", 1, "lanczos4")
+        s1 = stage(frames, tmp / "aligned_1", 1, device=device)
+        s2 = stage(frames, tmp / "aligned_2", 2, device=device)
+        s1l = stage(frames, tmp / "aligned_1l", 1, "lanczos4", device=device)
         b2 = bare(frames, ExtractConfig())
     b_wall, b_cpu = (b1[0] + b2[0]) / 2, (b1[1] + b2[1]) / 2
     base = f"{n} frames 640x360; bare detect+landmarks {b_wall:.1f}s wall / {b_cpu:.1f}s CPU ({b1[2]} faces)"
@@ -102,8 +105,9 @@ def run(quick: bool) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="first 60 frames only")
+    ap.add_argument("--device", default="auto", help="torch device of the s3fd / fan backends (auto|cpu|cuda)")
     args = ap.parse_args()
-    print_rows(run(args.quick))
+    print_rows(run(args.quick, args.device))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 the non-model work per 720p frame over the bare minimum (one warpAffine + one Gaussian blur + one alpha composite
 of that frame), measured in the same run. Target: under 4x for overlay + rct.
 
-    python benchmarks/bench_merge.py [--quick]
+    python benchmarks/bench_merge.py [--quick] [--device cuda]
 
 The model is a randomly initialised default-size SAEHD (timing only). Frames come from the sample video when it is
 present (fetched and cached like ``workspace samples``, or from ``$FACELAB_SAMPLES``), else from a clip made of the
-astronaut.
+astronaut. ``--device`` is where the model runs (default: the CPU).
 """
 
 from __future__ import annotations
@@ -249,14 +249,16 @@ def bench_seam(root: Path, n: int, device: str) -> list[dict]:
              f"{excess['none']:.2f} (woman's faces on the man's frames)", "device": device}]
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, device_choice: str = "cpu") -> list[dict]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     from facelab.models import create_model
+    from facelab.utils.device import select_device
 
     torch.manual_seed(0)
-    predictor = ModelPredictor(create_model("saehd", None), torch.device("cpu"))
-    device = device_name()
+    model_device = select_device(device_choice)
+    predictor = ModelPredictor(create_model("saehd", None), model_device)
+    device = device_name(model_device)
     n = 12 if quick else 72
     with tempfile.TemporaryDirectory(prefix="bench_merge_") as tmp:
         rows = bench_size(Path(tmp), "360p", (640, 360), n, predictor, device)
@@ -268,8 +270,9 @@ def run(quick: bool) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 frames instead of 72")
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda or auto")
     args = parser.parse_args()
-    print_rows(run(args.quick))
+    print_rows(run(args.quick, args.device))
 
 
 if __name__ == "__main__":

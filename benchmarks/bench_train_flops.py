@@ -7,6 +7,13 @@ CPU: full SAEHD (liae-ud defaults) at res 64, batch 8, fp32; 2 threads and 1 thr
 CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and cuDNN convolution.
 
     python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--channels-last]
+                                           [--no-kernel-choice] [--layers] [--candidates]
+
+On CPU the model first chooses each convolution's kernel by timing the candidates in this run with these threads
+(``facelab/models/kernels.py``, no cache), as training does; ``--no-kernel-choice`` keeps the fixed rule. Each row
+is followed by the kernel each convolution got; ``--layers`` adds a table per row: each convolution call, its path,
+its share of the step time and its rate over the ceiling (its forward + backward timed alone), and the rest of the
+step (dense layers, element-wise work, losses, optimizer).
 
 The process runs as ``python main.py train`` does: OpenMP's short spin-wait set before torch is imported and the
 allocator keeping freed memory (``facelab/utils/runtime.py``); a script importing ``run`` must call
@@ -35,6 +42,13 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facelab.models import create_model  # noqa: E402
 from facelab.models.batch import Batch  # noqa: E402
+from facelab.models.kernels import (  # noqa: E402
+    KernelSearch,
+    call_path,
+    conv_calls,
+    plan_kernels,
+    time_path,
+)
 from facelab.train.options import TrainOptions  # noqa: E402
 from facelab.train.step import new_trainee, train_step  # noqa: E402
 
@@ -54,13 +68,50 @@ def make_batch(res: int, batch: int, device: torch.device, channels_last: bool) 
     return Batch(img(), img(), m, m, img(), img(), m, m)
 
 
+def best_seconds(step, device: torch.device, n: int) -> float:
+    """The best wall time of ``n`` runs of ``step``."""
+    best_sec = float("inf")
+    for _ in range(n):
+        _sync(device)
+        start = time.perf_counter()
+        step()
+        _sync(device)
+        best_sec = min(best_sec, time.perf_counter() - start)
+    return best_sec
+
+
+def kernel_lines(model: torch.nn.Module, step) -> list[str]:
+    """``<call> x<modules>: <path>`` for each convolution call of ``step``, largest FLOPs first."""
+    calls = conv_calls(model, step)
+    return [f"{c.label()} x{len(m)}: {call_path(m[0], c)}" for c, m in sorted(calls.items(), key=lambda kv: -kv[0].flops())]
+
+
+def layer_table(model: torch.nn.Module, step, step_sec: float, ceiling: float, reps: int) -> list[dict[str, Any]]:
+    """One row per convolution call of a training step (largest FLOPs first): its path, the share of the step
+    time of its forward + backward timed alone (best of ``reps``) times the modules making it, and its FLOP rate
+    over ``ceiling``; then the rest of the step (dense layers, element-wise work, losses, optimizer)."""
+    rows, spent = [], 0.0
+    calls = conv_calls(model, step)
+    for call, modules in sorted(calls.items(), key=lambda kv: -kv[0].flops()):
+        path = call_path(modules[0], call)
+        sec = time_path(call, path, KernelSearch(reps=reps))
+        spent += sec * len(modules)
+        rows.append({"layer": f"{call.label()} x{len(modules)}", "path": path, "share": sec * len(modules) / step_sec,
+                     "over_ceiling": call.flops() * (3 if call.input_grad else 2) / sec / ceiling})
+    rows.append({"layer": "rest: dense, element-wise, losses, optimizer", "path": "-",
+                 "share": (step_sec - spent) / step_sec, "over_ceiling": float("nan")})
+    return rows
+
+
 def measure(threads: int | None, device: torch.device, quick: bool, res: int, batch: int,
-            channels_last: bool, archi: str = "liae-ud") -> dict[str, Any]:
+            channels_last: bool, archi: str = "liae-ud", kernel_choice: bool = True,
+            layers: bool = False) -> dict[str, Any]:
     """Training FLOP rate over the true ceiling with ``threads`` CPU threads.
 
     The ceiling is the best rate of the kernels the model could use for its own layers (``ceiling.py``), timed
     before and after the training steps so both see the same machine load; the ratio uses the best rate of each
-    candidate and the best iteration time. A ratio above 1 raises: the ceiling would not be one.
+    candidate and the best iteration time. A ratio above 1 raises: the ceiling would not be one. With
+    ``kernel_choice`` (CPU) each convolution first gets its fastest kernel, timed here.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -77,29 +128,25 @@ def measure(threads: int | None, device: torch.device, quick: bool, res: int, ba
     def step() -> None:
         train_step(trainee, data, knobs, opts.clipgrad, opts.mixed_precision)
 
+    plan = None
+    if kernel_choice and device.type == "cpu":
+        plan = plan_kernels(model, lambda: model(data.warped_src, data.warped_dst, knobs))
     shapes = layer_shapes(model, step)  # also the warm-up: allocations, kernel choice
     with FlopCounterMode(display=False) as counter:
         step()
     flops = float(counter.get_total_flops())
     seconds = 0.3 if quick else 0.6
     rates = candidate_rates(shapes, device, dtype, seconds)
-    rounds = 3 if quick else 6
-    per_round = 1 if device.type == "cpu" else 10
-    best_sec = float("inf")
-    for _ in range(rounds * per_round):
-        _sync(device)
-        start = time.perf_counter()
-        step()
-        _sync(device)
-        best_sec = min(best_sec, time.perf_counter() - start)
+    best_sec = best_seconds(step, device, (3 if quick else 6) * (1 if device.type == "cpu" else 10))
     again = candidate_rates(shapes, device, dtype, seconds)
     rates = [KernelRate(r.kernel, r.shape, max(r.flops_per_s, q.flops_per_s)) for r, q in zip(rates, again, strict=True)]
     top = best(rates)
     value = flops / best_sec / top.flops_per_s
     tag = f"{threads}threads" if device.type == "cpu" else "bf16"
+    chosen = f"kernels chosen in {plan.seconds:.0f} s" if plan is not None else "fixed kernel rule"
     detail = (f"saehd {archi} res {res} batch {batch}: {flops / 1e12:.3f} TFLOP/iter, {best_sec:.2f} s/iter, "
               f"{flops / best_sec / 1e9:.1f} GFLOP/s; ceiling {top.describe()}"
-              f"{' channels_last' if channels_last else ''}")
+              f"{' channels_last' if channels_last else ''}; {chosen}")
     if value > 1.0:
         raise RuntimeError(f"training rate above its ceiling ({value:.3f}): a faster kernel than those measured "
                            f"exists; {detail}")
@@ -111,20 +158,31 @@ def measure(threads: int | None, device: torch.device, quick: bool, res: int, ba
         "detail": detail,
         "device": device_name(device),
         "candidates": [r.describe() for r in sorted(rates, key=lambda r: -r.flops_per_s)],
+        "kernels": kernel_lines(model, step) if device.type == "cpu" else [],
+        "layers": layer_table(model, step, best_sec, top.flops_per_s, 5) if layers else [],
     }
 
 
 def run(quick: bool = False, resolution: int = 64, batch: int = 8, channels_last: bool = False,
-        archi: str = "liae-ud") -> list[dict]:
+        archi: str = "liae-ud", kernel_choice: bool = True, layers: bool = False) -> list[dict]:
     """Ratios on CUDA when present, else on the CPU with 2 threads and with 1 thread."""
     if torch.cuda.is_available():
         return [measure(None, torch.device("cuda"), quick, resolution, batch, channels_last, archi)]
     keep_freed_memory()
     saved = torch.get_num_threads()
     try:
-        return [measure(t, torch.device("cpu"), quick, resolution, batch, channels_last, archi) for t in (2, 1)]
+        return [measure(t, torch.device("cpu"), quick, resolution, batch, channels_last, archi, kernel_choice,
+                        layers) for t in (2, 1)]
     finally:
         torch.set_num_threads(saved)
+
+
+def print_layers(row: dict) -> None:
+    print(f"# {row['name']} per layer (share of the step time; forward + backward alone, rate over the ceiling):")
+    print(f"#   {'layer':<44} {'path':<14} {'share':>6} {'/ceil':>6}")
+    for r in row["layers"]:
+        rate = "" if r["over_ceiling"] != r["over_ceiling"] else f"{r['over_ceiling']:.2f}"
+        print(f"#   {r['layer']:<44} {r['path']:<14} {r['share']:>6.1%} {rate:>6}")
 
 
 def main() -> None:
@@ -134,12 +192,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--archi", default="liae-ud", help="SAEHD archi (default: the default liae-ud)")
     parser.add_argument("--channels-last", action="store_true", help="model and batch in channels-last layout")
+    parser.add_argument("--no-kernel-choice", action="store_true",
+                        help="keep the fixed kernel rule instead of timing each convolution's kernels first")
+    parser.add_argument("--layers", action="store_true", help="also print the per-layer table of each row")
     parser.add_argument("--candidates", action="store_true", help="also list every ceiling candidate's rate")
     args = parser.parse_args()
-    rows = run(args.quick, args.resolution, args.batch, args.channels_last, args.archi)
+    rows = run(args.quick, args.resolution, args.batch, args.channels_last, args.archi, not args.no_kernel_choice,
+               args.layers)
     print_rows(rows)
-    if args.candidates:
-        for row in rows:
+    for row in rows:
+        if row["kernels"]:
+            print(f"# {row['name']} kernels:")
+            for line in row["kernels"]:
+                print(f"#   {line}")
+        if row["layers"]:
+            print_layers(row)
+        if args.candidates:
             print(f"# {row['name']} ceiling candidates:")
             for line in row["candidates"]:
                 print(f"#   {line}")

@@ -5,7 +5,8 @@ Candidates (each timed forward + backward, FLOPs counted by torch's flop counter
 - GEMM (torch.mm: MKL or oneDNN on CPU, the tensor cores in bf16 on CUDA) at square sizes 1024 and 2048 (4096 and
   8192 on CUDA) and at the model's dense layers' shapes;
 - at the model's own convolution shapes (the largest by FLOPs): oneDNN (cuDNN on CUDA) direct convolution in the
-  contiguous and the channels-last layout, and im2col (unfold) + one GEMM.
+  contiguous and the channels-last layout, and the model's two im2col + one GEMM paths (unfold, and patches
+  gathered channels-last; ``facelab/models/kernels.py``).
 
 The ceiling is the best rate of them all, named with its kernel and shape. A training step runs these same kernels
 (plus element-wise work), so its FLOP rate over this ceiling is at most 1; above 1 means a faster kernel exists
@@ -22,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from facelab.models.kernels import IM2COL, IM2COL_CL, conv2d
 
 
 @dataclass(frozen=True)
@@ -126,15 +129,11 @@ def _conv_fn(s: LayerShape, device: torch.device, dtype: torch.dtype, layout: st
         y = F.conv2d(x, w, stride=s.stride, padding=s.padding)
         y.backward(torch.ones_like(y))
 
-    def im2col() -> None:
-        b, _, h, wd = s.input
-        ho = (h + 2 * s.padding - s.kernel) // s.stride + 1
-        wo = (wd + 2 * s.padding - s.kernel) // s.stride + 1
-        cols = F.unfold(x, s.kernel, padding=s.padding, stride=s.stride).transpose(1, 2).reshape(b * ho * wo, -1)
-        y = cols @ w.reshape(s.out_ch, -1).t()
+    def im2col() -> None:  # the model's own im2col paths
+        y = conv2d(layout, x, w, None, (s.stride, s.stride), (s.padding, s.padding))
         y.backward(torch.ones_like(y))
 
-    return im2col if layout == "im2col" else direct
+    return im2col if layout in (IM2COL, IM2COL_CL) else direct
 
 
 def _linear_fn(s: LayerShape, device: torch.device, dtype: torch.dtype) -> Callable[[], None]:
@@ -158,8 +157,8 @@ def candidate_rates(shapes: list[LayerShape], device: torch.device, dtype: torch
              for n in sizes]
     direct = "cuDNN conv" if device.type == "cuda" else "oneDNN conv"
     for s in [s for s in shapes if s.kind == "conv"][:max_convs]:
-        for layout in ("contiguous", "channels-last", "im2col"):
-            name = f"im2col + {gemm}" if layout == "im2col" else f"{direct} {layout}"
+        for layout in ("contiguous", "channels-last", IM2COL, IM2COL_CL):
+            name = f"{layout} + {gemm}" if layout in (IM2COL, IM2COL_CL) else f"{direct} {layout}"
             rates.append(KernelRate(name, s.label(), time_rate(_conv_fn(s, device, dtype, layout), device, seconds)))
     for s in [s for s in shapes if s.kind == "linear"][:2]:
         rates.append(KernelRate(f"{gemm} (dense)", s.label(), time_rate(_linear_fn(s, device, dtype), device,

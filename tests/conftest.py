@@ -20,6 +20,19 @@ def _one_thread():
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_cache(tmp_path_factory):
+    """The user cache (training's kernel choices, ...) in a folder of this session, never the real one; processes
+    the tests start inherit it. A test that needs its own sets ``FACELAB_CACHE`` again."""
+    saved = os.environ.get("FACELAB_CACHE")
+    os.environ["FACELAB_CACHE"] = str(tmp_path_factory.mktemp("user_cache"))
+    yield
+    if saved is None:
+        os.environ.pop("FACELAB_CACHE", None)
+    else:
+        os.environ["FACELAB_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """Eileen Collins, 512x512 uint8 RGB."""

@@ -43,16 +43,20 @@ def hull_mask(landmarks_face: np.ndarray, size: int, eyebrows_expand: float = 1.
     return mask.astype(np.float32)
 
 
-def eyes_mouth_mask(landmarks_face: np.ndarray, size: int) -> np.ndarray:
-    """Eyes and mouth regions, float32 (size, size) in [0, 1], grown by size/32 and feathered, within the hull."""
+def eyes_mouth_mask(landmarks_face: np.ndarray, size: int, face_mask: np.ndarray | None = None) -> np.ndarray:
+    """Eyes and mouth regions, float32 (size, size) in [0, 1]: hulls of the eyes (36-41, 42-47) and of the inner
+    lips (60-67), dilated by an ellipse of size // 32 px, Gaussian-blurred with a size // 16 (odd) kernel, inside
+    the binarised ``face_mask`` (every non-zero pixel; default the landmark hull). DeepFaceLab's eyes+mouth
+    priority mask; the trainer scales each augmented sample to a maximum of 1."""
     lm = np.asarray(landmarks_face, np.float64)
     size = int(size)
     mask = np.zeros((size, size), np.uint8)
-    for part in (lm[36:42], lm[42:48], lm[48:60]):
+    for part in (lm[36:42], lm[42:48], lm[60:68]):
         _fill_hull(mask, part)
     grow = max(1, size // 32)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    soft = cv2.dilate(mask, kernel).astype(np.float32)
-    blur = max(1, size // 32) | 1
-    soft = cv2.GaussianBlur(soft, (blur * 2 + 1, blur * 2 + 1), 0)
-    return np.clip(soft * hull_mask(lm, size), 0.0, 1.0).astype(np.float32)
+    soft = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))).astype(np.float32)
+    blur = max(1, size // 16)
+    blur += 1 - blur % 2
+    soft = cv2.GaussianBlur(soft, (blur, blur), 0)
+    inside = hull_mask(lm, size) if face_mask is None else (np.asarray(face_mask) != 0).astype(np.float32)
+    return (np.clip(soft, 0.0, 1.0) * inside).astype(np.float32)

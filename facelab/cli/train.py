@@ -1,4 +1,4 @@
-"""``train`` (create or resume a swap model; also under torchrun) and ``export --format onnx``."""
+"""``train`` (create or resume a swap model; also under torchrun) and ``export --format onnx|dfm``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from facelab.cli.common import (
 from facelab.cli.options import config_options, flag_names, pop_flags
 from facelab.errors import FacelabError
 from facelab.models import MODELS, TRAINING_FREE, arch_class, model_kind
+from facelab.models.export import ExportOptions
 from facelab.models.store import find_swap_model
 from facelab.train.options import TrainOptions
 from facelab.utils.config import build_config, load_config_file
@@ -94,9 +95,15 @@ class _TrainReporter:
               help="Source faces [workspace/data_src/aligned].")
 @click.option("--dst-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Destination faces [workspace/data_dst/aligned].")
+@click.option("--pretraining-data-dir", "pretraining_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Faces both sides train on while --pretrain is on [the src and dst faces].")
+@click.option("--pretrained-model", "pretrained", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Start a new model from this pretrained model (a model folder or checkpoint; same model type, "
+                   "its architecture). Ignored when resuming.")
 @click.option("--no-preview", is_flag=True, help="Do not write preview.png / loss.png.")
 def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | None, config_file: Path | None,
-              src_dir: Path | None, dst_dir: Path | None, no_preview: bool, **flags: Any) -> None:
+              src_dir: Path | None, dst_dir: Path | None, pretraining_dir: Path | None, pretrained: Path | None,
+              no_preview: bool, **flags: Any) -> None:
     """Train (or resume) a swap model on data_src/aligned -> data_dst/aligned; Ctrl-C saves and stops.
 
     The same command under `torchrun --nproc_per_node N` trains with DistributedDataParallel.
@@ -120,7 +127,8 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
     try:
         with dd.main_rank_lock(ws.model(name or model_type), ctx, dev):
             result = train(ws, name, model_type, arch, opts, dev, progress=reporter, src_dir=src_dir,
-                           dst_dir=dst_dir, preview=not no_preview, ctx=ctx, on_ready=reporter.on_ready)
+                           dst_dir=dst_dir, preview=not no_preview, ctx=ctx, on_ready=reporter.on_ready,
+                           pretraining_dir=pretraining_dir, pretrained=pretrained)
     finally:
         reporter.close()
         dd.shutdown(ctx)
@@ -137,12 +145,10 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
 def _index_cmd(ws, name: str | None, model_type: str, arch: dict[str, Any], opts: TrainOptions,
                src_dir: Path | None, dst_dir: Path | None, no_preview: bool) -> None:
     """``train`` of a training-free model: index the source faces."""
-    from facelab.train.distributed import MODEL_TEMPS
+    from facelab.train.distributed import model_folder_lock
     from facelab.train.loop import train
-    from facelab.utils.lock import stage_folders
 
-    with stage_folders("train", ws.model(name or model_type), temps=MODEL_TEMPS), \
-            progress(None, "index", "face") as bar:
+    with model_folder_lock(ws.model(name or model_type)), progress(None, "index", "face") as bar:
         result = train(ws, name, model_type, arch, opts, torch_cpu(), progress=progress_callback(bar),
                        src_dir=src_dir, dst_dir=dst_dir, preview=not no_preview)
     echo_summary("train", {"model": str(result.model_dir), "stopped by": result.stopped_by,
@@ -156,27 +162,34 @@ def torch_cpu():
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
-              help="Export format.")
 @click.option("--name", default=None, help="Model folder name under workspace/model/ [the only one there].")
 @workspace_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output file [workspace/model/<name>/<name>.onnx].")
-@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset.")
-def export_cmd(fmt: str, name: str | None, workspace: Path, output: Path | None, opset: int) -> None:
-    """Export the swap predictor (face in; swapped face and masks out), checked against PyTorch."""
-    from facelab.models.export import export_onnx
+              help="Output file [workspace/model/<name>/<name>.onnx or .dfm].")
+@config_options(ExportOptions)
+def export_cmd(name: str | None, workspace: Path, output: Path | None, **flags: Any) -> None:
+    """Export the swap predictor (face in; swapped face and masks out), checked against PyTorch.
+
+    --format dfm writes DeepFaceLab's DFM file for DeepFaceLive and FaceFusion's deep swapper.
+    """
+    from facelab.models.dfm import check_dfm_path, export_dfm
+    from facelab.models.export import check_new_file, export_onnx
     from facelab.models.store import load_model
 
+    opts = build_config(ExportOptions, flags, source="export option")
     ws = get_workspace(workspace)
     model_dir = find_swap_model(ws, name)
+    output = output or model_dir / f"{model_dir.name}.{opts.format}"
+    check_new_file(output, opts.overwrite)  # before loading the model
+    if opts.format == "dfm":
+        check_dfm_path(output)
     model = load_model(model_dir, "cpu")
     if model.kind == TRAINING_FREE:
         raise FacelabError(f"{model_dir} holds a {model.name} model (an index of source faces, no network); "
                            "export a trained model (saehd, quick96, amp) instead")
-    output = output or model_dir / f"{model_dir.name}.{fmt}"
-    diff = export_onnx(model, output, opset=opset)
-    echo_summary("export", {"model": str(model_dir), "output": str(output), "format": fmt,
+    diff = (export_dfm if opts.format == "dfm" else export_onnx)(model, output, opts)
+    echo_summary("export", {"model": str(model_dir), "output": str(output), "format": opts.format,
+                            "precision": "float16" if opts.fp16 else "float32",
                             "max abs diff vs PyTorch": f"{diff:.2e}"})
 
 

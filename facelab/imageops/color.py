@@ -3,13 +3,18 @@
 Pure functions over float32 HWC RGB images in [0, 1]. At merge the predicted face is the target and the destination
 crop the source; in training (``--ct-mode``) a src sample is the target and a random dst sample the source.
 
-Every registered function has the signature ``fn(target, source, target_mask=None, source_mask=None, *, rng=None)``
-and returns a float32 image of ``target``'s shape in [0, 1]. Masks are HW or HW1 floats; a pixel counts when its mask
-is > 0.5. ``rct`` uses the masks when given; ``lct``, ``mkl``, ``idt`` and ``sot`` use whole images; the ``-m``
-variants compute their statistics from the masked pixels only. Both then apply the resulting map to every target
-pixel; ``source_mask`` defaults to ``target_mask`` when the images are the same size. Source and target may differ
-in size. The random methods (idt, sot) draw from ``rng`` (default: a generator seeded with 0, so results are
-reproducible).
+Every registered function has the signature
+``fn(target, source, target_mask=None, source_mask=None, *, rng=None, mask_stats="inside")`` and returns a float32
+image of ``target``'s shape in [0, 1]. Masks are HW or HW1 floats. ``lct``, ``mkl``, ``idt`` and ``sot`` use whole
+images; ``rct`` and the ``-m`` variants use the masks when given, in one of two ways (``mask_stats``):
+
+- ``inside``: statistics of the pixels whose mask is > 0.5 only; the resulting map is applied to every target pixel.
+- ``zeros`` (DeepFaceLab's merge): pixels whose mask is < 0.5 are set to 0 and still counted. ``rct`` takes the Lab
+  mean/std of the zeroed Lab images and maps the whole target; the ``-m`` variants are their whole-image transfer
+  of ``target * mask`` toward ``source * mask`` (so target pixels outside the mask come out as the image of 0).
+
+``source_mask`` defaults to ``target_mask`` when the images are the same size. Source and target may differ in size.
+The random methods (idt, sot) draw from ``rng`` (default: a generator seeded with 0, so results are reproducible).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 COLOR_TRANSFERS: Registry[np.ndarray] = Registry("colour transfer")
 
 MASK_CUTOFF = 0.5
+MASK_STATS = ("inside", "zeros")
 LAB_LO = np.array([0.0, -127.0, -127.0])
 LAB_HI = np.array([100.0, 127.0, 127.0])
 _MIN_PIXELS = 2
@@ -71,6 +77,28 @@ def _default_source_mask(target, source, target_mask, source_mask):
     if source_mask is None and target_mask is not None and _same_grid(target, source):
         return target_mask
     return source_mask
+
+
+def _check_stats(mask_stats: str) -> None:
+    if mask_stats not in MASK_STATS:
+        raise ValueError(f"mask_stats must be one of {', '.join(MASK_STATS)}, got {mask_stats!r}")
+
+
+def _zeroed(img: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``img`` (HWC) with the pixels whose mask is < 0.5 set to 0 (DeepFaceLab's masked statistics)."""
+    if mask is None:
+        return img
+    return np.where((mask >= MASK_CUTOFF)[..., None], img, 0).astype(img.dtype)
+
+
+def _masked(target, source, target_mask, source_mask, mask_stats):
+    """Inputs of a ``-m`` transfer: (target, source, target_mask, source_mask) with the source mask defaulted; for
+    ``zeros`` the images with out-of-mask pixels zeroed and no masks left."""
+    _check_stats(mask_stats)
+    source_mask = _default_source_mask(target, source, target_mask, source_mask)
+    if mask_stats == "zeros":
+        return _zeroed(target, target_mask), _zeroed(source, source_mask), None, None
+    return target, source, target_mask, source_mask
 
 
 def _select(pixels: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -143,6 +171,22 @@ def transfer_stats(img: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.
 def _lab_stats(lab: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     px = _select(lab.reshape(-1, 3), mask)
     return px.mean(axis=0), px.std(axis=0)
+
+
+def _zero_filled_stats(lab: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of ``lab`` with the pixels whose mask is < 0.5 counted as zeros, from the pixels inside alone:
+    with a share f of pixels inside, mean = f mu_in and var = f (var_in + mu_in^2) - mean^2. Fewer than two pixels
+    inside: the whole image."""
+    px = lab.reshape(-1, 3)
+    keep = None if mask is None else mask.reshape(-1) >= MASK_CUTOFF
+    if keep is None or int(keep.sum()) < _MIN_PIXELS:
+        return px.mean(axis=0), px.std(axis=0)
+    inside = px[keep]
+    share = len(inside) / len(px)
+    mu_in = inside.mean(axis=0)
+    mean = share * mu_in
+    var = share * (inside.var(axis=0) + mu_in ** 2) - mean ** 2
+    return mean, np.sqrt(np.maximum(var, 0.0))
 
 
 def _rct_lab(lab: np.ndarray, target_stats, source_stats) -> np.ndarray:
@@ -304,19 +348,27 @@ def _sot_image(target, source, target_mask, source_mask, rng, batch: int, sigma_
 # the registered transfers
 
 
-@COLOR_TRANSFERS.register("rct", "Reinhard: match Lab mean/std per channel (inside the masks when given)")
+@COLOR_TRANSFERS.register("rct", "Reinhard: match Lab mean/std per channel (masked statistics when given)")
 def rct(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Reinhard colour transfer in CIE L*a*b*: the target's per-channel mean/std become the source's."""
+        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+        mask_stats: str = "inside") -> np.ndarray:
+    """Reinhard colour transfer in CIE L*a*b*: the target's per-channel mean/std become the source's.
+
+    With masks, the statistics are those of the pixels inside (``inside``) or of the whole Lab images with the
+    pixels outside zeroed (``zeros``, DeepFaceLab); either way every target pixel is mapped."""
     target, source, target_mask, source_mask = _checked(target, source, target_mask, source_mask)
+    _check_stats(mask_stats)
     source_mask = _default_source_mask(target, source, target_mask, source_mask)
-    lab = rgb_to_lab(target)
-    return _rct_lab(lab, _lab_stats(lab, target_mask), _lab_stats(rgb_to_lab(source), source_mask))
+    lab, s_lab = rgb_to_lab(target), rgb_to_lab(source)
+    if mask_stats == "zeros":
+        return _rct_lab(lab, _zero_filled_stats(lab, target_mask), _zero_filled_stats(s_lab, source_mask))
+    return _rct_lab(lab, _lab_stats(lab, target_mask), _lab_stats(s_lab, source_mask))
 
 
 @COLOR_TRANSFERS.register("lct", "linear covariance transfer (whole images)")
 def lct(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+        mask_stats: str = "inside") -> np.ndarray:
     """Linear colour transfer: x' = C_s^1/2 C_t^-1/2 (x - mu_t) + mu_s over whole images, clipped."""
     target, source, _, _ = _checked(target, source, target_mask, source_mask)
     return _linear_transfer(target, source, None, None, lct_matrix)
@@ -324,18 +376,20 @@ def lct(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None =
 
 @COLOR_TRANSFERS.register("mkl", "Monge-Kantorovich linear transfer (whole images)")
 def mkl(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+        mask_stats: str = "inside") -> np.ndarray:
     """Monge-Kantorovich linear colour transfer over whole images, clipped."""
     target, source, _, _ = _checked(target, source, target_mask, source_mask)
     return _linear_transfer(target, source, None, None, mkl_matrix)
 
 
-@COLOR_TRANSFERS.register("mkl-m", "Monge-Kantorovich linear transfer, statistics inside the masks")
+@COLOR_TRANSFERS.register("mkl-m", "Monge-Kantorovich linear transfer, masked statistics")
 def mkl_m(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """mkl with covariances from the masked pixels."""
-    target, source, target_mask, source_mask = _checked(target, source, target_mask, source_mask)
-    source_mask = _default_source_mask(target, source, target_mask, source_mask)
+          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+          mask_stats: str = "inside") -> np.ndarray:
+    """mkl with covariances from the masked pixels (``inside``) or of the masked images (``zeros``)."""
+    target, source, target_mask, source_mask = _masked(*_checked(target, source, target_mask, source_mask),
+                                                       mask_stats)
     return _linear_transfer(target, source, target_mask, source_mask, mkl_matrix)
 
 
@@ -347,45 +401,52 @@ def _idt_image(target, source, target_mask, source_mask, rng) -> np.ndarray:
 
 @COLOR_TRANSFERS.register("idt", "iterative distribution transfer (whole images)")
 def idt(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+        mask_stats: str = "inside") -> np.ndarray:
     """Iterative distribution transfer: 20 random rotations, 256-bin CDF matching per axis, relaxation 1/20."""
     target, source, _, _ = _checked(target, source, target_mask, source_mask)
     return _idt_image(target, source, None, None, rng)
 
 
-@COLOR_TRANSFERS.register("idt-m", "iterative distribution transfer, distributions inside the masks")
+@COLOR_TRANSFERS.register("idt-m", "iterative distribution transfer, masked distributions")
 def idt_m(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """idt with both distributions taken from the masked pixels."""
-    target, source, target_mask, source_mask = _checked(target, source, target_mask, source_mask)
-    source_mask = _default_source_mask(target, source, target_mask, source_mask)
+          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+          mask_stats: str = "inside") -> np.ndarray:
+    """idt with both distributions taken from the masked pixels (``inside``) or the masked images (``zeros``)."""
+    target, source, target_mask, source_mask = _masked(*_checked(target, source, target_mask, source_mask),
+                                                       mask_stats)
     return _idt_image(target, source, target_mask, source_mask, rng)
 
 
 @COLOR_TRANSFERS.register("sot", "sliced optimal transport, 10 steps x 5 directions (training ct-mode)")
 def sot(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+        mask_stats: str = "inside") -> np.ndarray:
     """Sliced optimal transport over whole images with a bilateral-filtered displacement field."""
     target, source, _, _ = _checked(target, source, target_mask, source_mask)
     return _sot_image(target, source, None, None, rng, batch=5)
 
 
-@COLOR_TRANSFERS.register("sot-m", "sliced optimal transport inside the masks, 10 steps x 30 directions")
+@COLOR_TRANSFERS.register("sot-m", "sliced optimal transport, masked distributions, 10 steps x 30 directions")
 def sot_m(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Sliced optimal transport with both distributions taken from the masked pixels."""
-    target, source, target_mask, source_mask = _checked(target, source, target_mask, source_mask)
-    source_mask = _default_source_mask(target, source, target_mask, source_mask)
+          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+          mask_stats: str = "inside") -> np.ndarray:
+    """Sliced optimal transport with both distributions taken from the masked pixels (``inside``) or the masked
+    images (``zeros``)."""
+    target, source, target_mask, source_mask = _masked(*_checked(target, source, target_mask, source_mask),
+                                                       mask_stats)
     return _sot_image(target, source, target_mask, source_mask, rng, batch=30)
 
 
 @COLOR_TRANSFERS.register("mix-m", "lightness by lct on L, chroma by sot at fixed lightness (masked)")
 def mix_m(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+          source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+          mask_stats: str = "inside") -> np.ndarray:
     """DeepFaceLab's mix: L from a linear transfer of the L channel, a/b from sliced OT of the images re-rendered
-    at a fixed mid lightness, recombined in Lab. Statistics from the masked pixels."""
-    target, source, target_mask, source_mask = _checked(target, source, target_mask, source_mask)
-    source_mask = _default_source_mask(target, source, target_mask, source_mask)
+    at a fixed mid lightness, recombined in Lab. Statistics from the masked pixels (``inside``) or the masked
+    images (``zeros``)."""
+    target, source, target_mask, source_mask = _masked(*_checked(target, source, target_mask, source_mask),
+                                                       mask_stats)
     t_lab, s_lab = rgb_to_lab(target), rgb_to_lab(source)
     tl, sl = t_lab[..., :1].reshape(-1, 1).astype(np.float64), s_lab[..., :1].reshape(-1, 1).astype(np.float64)
     mu_t, c_t = _cov(_select(tl, target_mask))
@@ -400,9 +461,12 @@ def mix_m(target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None
 
 
 def color_transfer(mode: str, target: np.ndarray, source: np.ndarray, target_mask: np.ndarray | None = None,
-                   source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None) -> np.ndarray:
+                   source_mask: np.ndarray | None = None, *, rng: np.random.Generator | None = None,
+                   mask_stats: str = "inside") -> np.ndarray:
     """Apply the registered transfer ``mode`` (``"none"`` returns ``target`` unchanged as float32)."""
+    _check_stats(mask_stats)
     if mode in ("none", "", None):
         _check_image(target, "target")
         return np.asarray(target, np.float32)
-    return COLOR_TRANSFERS.get(mode).factory(target, source, target_mask, source_mask, rng=rng)
+    return COLOR_TRANSFERS.get(mode).factory(target, source, target_mask, source_mask, rng=rng,
+                                             mask_stats=mask_stats)

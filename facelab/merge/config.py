@@ -37,6 +37,13 @@ def color_choices() -> list[str]:
     return ["none", *COLOR_TRANSFERS.names()]
 
 
+def color_stats_choices() -> list[str]:
+    """How a mask enters the colour statistics (:data:`facelab.imageops.color.MASK_STATS`)."""
+    from facelab.imageops.color import MASK_STATS
+
+    return list(MASK_STATS)
+
+
 @dataclass(frozen=True)
 class MergeConfig:
     """Every merge setting. Mask sizes (erode, blur) are pixels at 4x the model resolution, as in DeepFaceLab.
@@ -52,12 +59,22 @@ class MergeConfig:
     offset_x: float = setting(0.0, "Face shift right, percent of the face size.", range=(-100, 100))
     offset_y: float = setting(0.0, "Face shift down, percent of the face size.", range=(-100, 100))
     color: str = setting("rct", "Colour transfer.", choices=color_choices)
-    masked_hist_match: bool = setting(True, "hist-match inside the mask only.")
+    color_stats: str = setting(
+        "inside", "Masked colour statistics (rct, the -m transfers, masked hist-match): inside = over the pixels "
+        "of the working mask > 0.5 only; zeros = over the eroded/blurred mask > 0, pixels outside it counted as "
+        "zeros (DeepFaceLab; with a blurred mask its statistics take in background).",
+        choices=color_stats_choices)
+    masked_hist_match: bool = setting(
+        True, "hist-match mode: match inside the mask only (seamless-hist-match matches whole crops).")
     hist_match_threshold: int = setting(255, "hist-match threshold.", range=(0, 255))
     motion_blur: int = setting(0, "Motion blur power.", range=(0, 100))
     sharpen_mode: str = setting("none", "Sharpening filter.", choices=SHARPEN_MODES, flag="sharpen")
-    sharpen_amount: int = setting(0, "Sharpening amount; negative blurs.", range=(-100, 100))
-    denoise: int = setting(0, "Frame denoise power.", range=(0, 500))
+    sharpen_amount: int = setting(
+        0, "Sharpening amount, as DeepFaceLab: box adds amount x (face - 3x3 blur), gaussian half that; negative "
+        "blurs (one 5x5 median per 10).", range=(-100, 100))
+    denoise: int = setting(
+        0, "Frame denoise power: 5x5 median passes at power, power-10, ... (full at 100 and above), as DeepFaceLab.",
+        range=(0, 500))
     bicubic_degrade: int = setting(0, "Frame bicubic degrade power.", range=(0, 100))
     color_degrade: int = setting(0, "256-colour degrade power.", range=(0, 100))
     smooth: bool = setting(True, "Smooth landmarks over each face's track.")
@@ -83,6 +100,7 @@ class MergeConfig:
 
         parse_mask_mode(self.mask_mode)
         check_color(self.color)
+        _check_choice("color_stats", self.color_stats, color_stats_choices())
 
     @property
     def uses_color(self) -> bool:

@@ -15,8 +15,10 @@ def channel_hist_match(source: np.ndarray, template: np.ndarray, threshold: int 
                        source_mask: np.ndarray | None = None, template_mask: np.ndarray | None = None) -> np.ndarray:
     """Map one channel (HW float in [0, 1]) so its histogram follows ``template``'s (256 bins).
 
-    ``threshold`` (0..255) scales the source CDF as DeepFaceLab does: below 255 the brightest template values are
-    never reached. Masks (> 0.5) select the pixels whose histograms are compared; every pixel is mapped.
+    Each source value goes to the template value of equal quantile, interpolated between the values the template
+    holds (DeepFaceLab's rule; it ranks exact float values, the same result on 8-bit images). ``threshold``
+    (0..255) scales the source CDF: below 255 the brightest template values are never reached. Masks (> 0.5)
+    select the pixels whose histograms are compared; every pixel is mapped.
     """
     s_idx = np.clip(np.rint(source * 255.0), 0, 255).astype(np.int64)
     t_idx = np.clip(np.rint(template * 255.0), 0, 255).astype(np.int64)
@@ -29,7 +31,7 @@ def channel_hist_match(source: np.ndarray, template: np.ndarray, threshold: int 
     s_q = threshold * s_cdf / s_cdf[-1]
     t_q = 255.0 * t_cdf / t_cdf[-1]
     t_values = np.arange(256, dtype=np.float64)
-    present = np.concatenate([[True], np.diff(t_cdf) > 0])  # interp needs increasing x: one point per used bin
+    present = np.concatenate([[t_cdf[0] > 0], np.diff(t_cdf) > 0])  # the template's own values, as DeepFaceLab
     lut = np.interp(s_q, t_q[present], t_values[present]) / 255.0
     return lut[s_idx].astype(np.float32)
 
@@ -48,36 +50,43 @@ def hist_match(source: np.ndarray, template: np.ndarray, threshold: int = 255,
 
 
 def blur_sharpen(img: np.ndarray, mode: str, amount: int, kernel_size: int = 3) -> np.ndarray:
-    """Sharpen (amount > 0) by unsharp masking with a ``box`` or ``gaussian`` blur, or blur (amount < 0).
+    """DeepFaceLab's blur / sharpen of the face, ``amount`` in -100..100 used as is (no rescaling).
 
-    Sharpen: ``img + (amount / 50) * (img - blur(img))``. Blur: passes of a 5x5 median, one per 10 of ``-amount``,
-    the last pass fractional. ``mode`` ``none`` with amount > 0 does nothing.
+    Sharpen (amount > 0), unsharp masking with a ``kernel_size`` blur whose borders reflect (OpenCV's default):
+    ``box``: ``img + amount * (img - box(img))``; ``gaussian`` (OpenCV's kernel for sigma 0, at size 3
+    [1, 2, 1] / 4 per axis): ``img + 0.5 * amount * (img - gauss(img))``. Nothing depends on the face size. The
+    result is not clipped: the paste-back clips the frame.
+    Blur (amount < 0): repeated 5x5 medians, see :func:`median_passes` with unit 10. ``mode`` ``none`` with
+    amount > 0 does nothing.
     """
     if amount == 0:
         return img
     if amount < 0:
-        return _median_passes(img, -amount, 10)
+        return median_passes(img, -amount, 10)
     if mode == "none":
         return img
     k = kernel_size + (1 - kernel_size % 2)
     if mode == "box":
-        low = cv2.blur(img, (k, k), borderType=cv2.BORDER_REFLECT)
+        low, gain = cv2.blur(img, (k, k), borderType=cv2.BORDER_REFLECT_101), float(amount)
     elif mode == "gaussian":
-        low = cv2.GaussianBlur(img, (k, k), 0, borderType=cv2.BORDER_REFLECT)
+        low, gain = cv2.GaussianBlur(img, (k, k), 0, borderType=cv2.BORDER_REFLECT_101), 0.5 * amount
     else:
         raise ValueError(f"unknown sharpen mode {mode!r}")
-    return np.clip(img + (amount / 50.0) * (img - low), 0.0, 1.0).astype(np.float32)
+    return (img + gain * (img - low)).astype(np.float32)
 
 
-def _median_passes(img: np.ndarray, power: int, per_pass: int) -> np.ndarray:
-    """Full 5x5 median passes for each ``per_pass`` of ``power``, then one fractional pass for the remainder."""
+def median_passes(img: np.ndarray, power: int, unit: int, step: int = 10) -> np.ndarray:
+    """DeepFaceLab's repeated 5x5 median: passes at power, power - step, ... while above 0; a pass at ``n`` blends
+    in its median by ``min(n, unit) / unit`` (a full pass while ``n >= unit``).
+
+    Blur uses unit 10 (-25: two full passes, then one at 0.5); denoise unit 100 (150: six full passes, then 0.9,
+    0.8, ..., 0.1).
+    """
     out = img.astype(np.float32)
-    full, rest = divmod(int(power), per_pass)
-    for _ in range(full):
-        out = cv2.medianBlur(out, 5)
-    if rest:
-        frac = rest / per_pass
-        out = out * (1.0 - frac) + cv2.medianBlur(out, 5) * frac
+    for n in range(int(power), 0, -step):
+        med = cv2.medianBlur(out, 5)
+        weight = min(n, unit) / unit
+        out = med if weight >= 1.0 else out * (1.0 - weight) + med * weight
     return out.astype(np.float32)
 
 
@@ -107,8 +116,8 @@ def motion_blur(img: np.ndarray, power: float, angle_deg: float, amount: int) ->
 
 
 def denoise(img: np.ndarray, power: int) -> np.ndarray:
-    """Median denoise: one full 5x5 median pass per 100 of ``power`` (0..500), the remainder fractional."""
-    return img if power <= 0 else _median_passes(img, power, 100)
+    """DeepFaceLab's frame denoise (power 0..500): :func:`median_passes` with unit 100, power falling by 10 a pass."""
+    return img if power <= 0 else median_passes(img, power, 100)
 
 
 def bicubic_degrade(img: np.ndarray, power: int) -> np.ndarray:

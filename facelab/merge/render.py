@@ -84,18 +84,36 @@ def mask_inputs(face: FaceInput, spec_terms: tuple[str, ...]) -> MaskInputs:
     return MaskInputs(r, prd=face.prd_mask, dst=face.dst_mask, hull=hull, stored=stored)
 
 
-def _recolor_fn(face: FaceInput, cfg: MergeConfig, wrk: np.ndarray):
+def color_mask(cfg: MergeConfig, wrk: np.ndarray, refined: np.ndarray) -> np.ndarray:
+    """The mask of the colour statistics (colour transfer, masked hist-match) at model resolution R.
+
+    ``zeros`` (DeepFaceLab): 1 where the refined (eroded / blurred) mask, resized to R, is above 0. The masked
+    hist-match then equals DeepFaceLab's, which fills the pixels outside with white in both crops: equal white
+    counts at the top of both histograms leave the quantiles inside unchanged. ``inside``: the working mask itself
+    (its pixels > 0.5 count).
+    """
+    if cfg.color_stats == "inside":
+        return wrk
+    r = wrk.shape[0]
+    if refined.shape[0] != r:
+        refined = cv2.resize(refined, (r, r), interpolation=cv2.INTER_CUBIC)
+    return (refined > 0).astype(np.float32)
+
+
+def _recolor_fn(face: FaceInput, cfg: MergeConfig, wrk: np.ndarray, refined: np.ndarray):
     def recolor(img: np.ndarray, hist: bool) -> np.ndarray:
         out = img
+        masked_hist = hist and cfg.masked_hist_match and cfg.mode == "hist-match"
+        m = color_mask(cfg, wrk, refined) if cfg.uses_color or masked_hist else None
         if cfg.uses_color:
             from facelab.imageops.color import color_transfer
 
-            out = color_transfer(cfg.color, out, face.dst, wrk, wrk)
+            out = color_transfer(cfg.color, out, face.dst, m, m, mask_stats=cfg.color_stats)
             if face.stats is not None:
                 out = filters.shift_lab_stats(out, face.stats[0], face.stats[1])
         if hist:
-            hm = wrk if cfg.masked_hist_match else None
-            out = filters.hist_match(out, face.dst, cfg.hist_match_threshold, hm)
+            # DeepFaceLab's seamless-hist-match matches whole crops; only hist-match honours masked_hist_match
+            out = filters.hist_match(out, face.dst, cfg.hist_match_threshold, m if masked_hist else None)
         return out.astype(np.float32)
 
     return recolor
@@ -125,7 +143,7 @@ def merge_face(frame: np.ndarray, face: FaceInput, cfg: MergeConfig) -> tuple[Ro
     refined = wrk if raw else refine_mask(wrk, r, cfg.erode, cfg.blur, work_size_for(r, r / matrix_scale(mat)))
     ys, xs = roi.slices()
     fb = FaceBlend(frame=to_float(frame[ys, xs]), face=face.pred, mask=mask_to_roi(refined, mat, r, roi), mat=mat,
-                   roi=roi, recolor=_recolor_fn(face, cfg, wrk), post=_post_fn(face, cfg))
+                   roi=roi, recolor=_recolor_fn(face, cfg, wrk, refined), post=_post_fn(face, cfg))
     out_roi, mask_roi = MERGE_MODES.get(cfg.mode).factory(fb)
     if out_roi is not fb.frame:
         frame[ys, xs] = to_uint8(out_roi)

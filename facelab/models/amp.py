@@ -114,6 +114,11 @@ class AMP(TrainableModel):
             return patch_critic_from_state(state, next(self.parameters()).device)
         return super().critic_from_state(name, state)
 
+    def frozen_parameters(self, knobs: TrainKnobs) -> list[nn.Parameter]:
+        """inter_src and inter_dst: DeepFaceLab's AMP optimises only the encoder and the decoder, so both inters
+        keep their initial weights (random projections of the dense code)."""
+        return list(self.inter_src.parameters()) + list(self.inter_dst.parameters())
+
     def reinit_inters(self) -> None:
         """Fresh weights for inter_src and inter_dst (when pretraining is turned off)."""
         init_weights(self.inter_src)
@@ -173,19 +178,27 @@ class AMP(TrainableModel):
         res = self.resolution
         t_src, t_dst = L.targets(b.target_src, b.target_src_mask, b.target_dst, b.target_dst_mask, res,
                                  knobs.blur_out_mask)
-        src = self._side_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
-                              b.target_src_em * b.target_src_mask)
-        dst = self._side_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"],
-                              b.target_dst_em * b.target_dst_mask)
+        src = self._side_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"], b.target_src_em)
+        dst = self._side_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"], b.target_dst_em)
         anti = 1.0 - L.blurred_mask(b.target_dst_mask, res)
         g = src.mean() + dst.mean() + 0.1 * L.mse(p["dst_dst"] * anti, t_dst * anti).mean() \
             + 1e-6 * L.total_variation_mse(p["dst_dst"] * anti).mean()
         d_losses: dict[str, torch.Tensor] = {}
         if knobs.gan_power > 0 and "D_gan" in critics:
-            m_b = L.blurred_mask(b.target_src_mask, res)
-            g_gan, d_loss = gan_terms(critics["D_gan"], p["src_src"] * m_b, t_src * m_b, knobs.gan_power)
-            s_anti = 1.0 - m_b
-            g = g + g_gan.mean() + 1e-6 * L.total_variation_mse(p["src_src"]).mean() \
+            g_gan, d_losses["D_gan"] = self._gan_terms(critics["D_gan"], p, b, t_src, t_dst, knobs.gan_power)
+            s_anti = 1.0 - L.blurred_mask(b.target_src_mask, res)
+            g = g + g_gan + 1e-6 * L.total_variation_mse(p["src_src"]).mean() \
                 + 0.02 * L.mse(p["src_src"] * s_anti, t_src * s_anti).mean()
-            d_losses["D_gan"] = d_loss.mean()
         return Losses({"src_loss": src.mean(), "dst_loss": dst.mean(), "G_loss": g}, d_losses)
+
+    def _gan_terms(self, critic: Critic, p: dict[str, torch.Tensor], b: Batch, t_src: torch.Tensor,
+                   t_dst: torch.Tensor, power: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(generator term, critic loss), batch means, of the patch GAN on both sides' masked reconstructions:
+        the generator pays ``power`` times the four "real" cross-entropies (centre and per-pixel logits of src and
+        dst); the critic's loss is its eight cross-entropies (real targets, fake reconstructions) times 1/8."""
+        res, n = self.resolution, t_src.shape[0]
+        m_src, m_dst = L.blurred_mask(b.target_src_mask, res), L.blurred_mask(b.target_dst_mask, res)
+        pred = torch.cat([p["src_src"] * m_src, p["dst_dst"] * m_dst])
+        target = torch.cat([t_src * m_src, t_dst * m_dst])
+        g, d = gan_terms(critic, pred, target, power)  # per image: power (c + f), 0.5 (two pairs of terms)
+        return (g[:n] + g[n:]).mean(), (0.25 * (d[:n] + d[n:])).mean()

@@ -59,7 +59,8 @@ class Critic:
 @dataclass(frozen=True)
 class Losses:
     """What one training forward costs: ``terms`` (at least ``src_loss``, ``dst_loss`` and ``G_loss``, scalars;
-    the generator steps on ``G_loss``) and one scalar loss per critic that trained this step."""
+    the generator steps on ``G_loss``) and one scalar loss per critic that trained this step. Each is a batch mean
+    of per-sample losses; the trainer steps on the gradient of their batch sum, as DeepFaceLab does."""
 
     terms: dict[str, torch.Tensor]
     critics: dict[str, torch.Tensor]

@@ -13,7 +13,8 @@ class Batch:
 
     ``warped_*`` are the network inputs (random warp applied); ``target_*`` the unwarped targets with the same
     affine augmentation; ``*_mask`` the full-face mask (stored learned mask when the face file has one, else the
-    landmark hull); ``*_em`` the eyes+mouth mask.
+    landmark hull); ``*_em`` the eyes+mouth mask (already inside the binarised full-face mask, scaled to a peak of 1
+    per sample: the losses weight with it as it is).
     """
 
     warped_src: torch.Tensor

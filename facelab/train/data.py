@@ -26,7 +26,7 @@ from facelab.align import (
 from facelab.errors import FacelabError
 from facelab.imageops.color import color_transfer
 from facelab.imageops.crop import crop_face, face_to_model_matrix
-from facelab.train.augment import apply_params, random_hsv, random_params, yaw_bins
+from facelab.train.augment import AugmentConfig, apply_params, random_hsv, random_params, yaw_bins
 from facelab.utils.items import ItemErrors, run_items
 from facelab.utils.progress import Progress
 from facelab.workspace.faces import FaceMeta, list_faces, read_face
@@ -67,6 +67,7 @@ class SideSpec:
     warp: bool
     hsv_power: float = 0.0
     ct_mode: str = "none"  # recolour toward a random face of the other side (src only in training)
+    affine: AugmentConfig = AugmentConfig()  # ranges of the random affine
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def prepare_face(path: Path, resolution: int, face_type: str) -> tuple[np.ndarra
     image = crop_face(face.image, mat, resolution)
     lm_model = transform_points(meta.lm_face, mat)
     mask = _training_mask(meta, mat, lm_model, resolution)
-    em = eyes_mouth_mask(lm_model, resolution)
+    em = eyes_mouth_mask(lm_model, resolution, mask)
     return image, _to_u8(mask), _to_u8(em), _yaw(meta, lm_model, resolution)
 
 
@@ -196,12 +197,19 @@ def make_sample(faces: FaceSet, index: int, spec: SideSpec, rng: np.random.Gener
     if spec.ct_mode != "none" and ct_faces is not None:
         other = ct_faces.images[int(rng.integers(len(ct_faces)))].astype(np.float32) / 255.0
         image = color_transfer(spec.ct_mode, image, other, rng=rng)
-    params = random_params(rng, faces.resolution, spec.flip, spec.warp)
+    params = random_params(rng, faces.resolution, spec.flip, spec.warp, spec.affine)
     warped = random_hsv(apply_params(image, params, warp=True), rng, spec.hsv_power)
     target = apply_params(image, params, warp=False)
     mask = apply_params(faces.masks[index].astype(np.float32) / 255.0, params, warp=False, is_mask=True)
     em = apply_params(faces.em[index].astype(np.float32) / 255.0, params, warp=False, is_mask=True)
-    return warped, target, mask, em
+    return warped, target, mask, normalise_peak(em)
+
+
+def normalise_peak(mask: np.ndarray) -> np.ndarray:
+    """``mask`` divided by its maximum (unchanged when all zero): DeepFaceLab rescales the eyes+mouth mask of
+    each augmented sample to a peak of 1."""
+    peak = float(mask.max()) if mask.size else 0.0
+    return mask / peak if peak > 0 else mask
 
 
 def make_side_batch(faces: FaceSet, indices: np.ndarray, spec: SideSpec, rng: np.random.Generator,

@@ -151,16 +151,29 @@ MODEL_TEMPS = (".pt", ".json", ".png")
 
 
 @contextlib.contextmanager
+def model_folder_lock(folder: Path, stage: str = "train") -> Iterator[None]:
+    """Hold the lock of the model ``folder`` and remove the temporaries an interrupted run left in it and in its
+    preview history (a subfolder written under the same lock)."""
+    from facelab.train.preview import HISTORY_DIR
+    from facelab.utils.lock import clean_temps, stage_folders
+
+    with stage_folders(stage, folder, temps=MODEL_TEMPS):
+        removed = clean_temps(Path(folder) / HISTORY_DIR, MODEL_TEMPS)
+        if removed:
+            log.info("%s: removed %d temporary file(s) an interrupted run left in %s", stage, len(removed),
+                     Path(folder) / HISTORY_DIR)
+        yield
+
+
+@contextlib.contextmanager
 def main_rank_lock(folder: Path, ctx: DistContext, device: torch.device) -> Iterator[None]:
     """Rank 0 holds the lock of the model ``folder`` (and cleans its leftover temporaries); every rank learns at
     once whether it got it, so a refused run stops on all ranks instead of leaving the others waiting."""
-    from facelab.utils.lock import stage_folders
-
     with contextlib.ExitStack() as stack:
         refused: FacelabError | None = None
         if ctx.is_main:
             try:
-                stack.enter_context(stage_folders("train", folder, temps=MODEL_TEMPS))
+                stack.enter_context(model_folder_lock(folder))
             except FacelabError as exc:
                 refused = exc
         if any_rank(refused is not None, ctx, device):

@@ -28,6 +28,7 @@ import torch.multiprocessing as tmp
 
 from facelab.align import canonical_face_type
 from facelab.models.batch import Batch
+from facelab.train.augment import AugmentConfig
 from facelab.train.data import FaceSet, IndexSampler, SideSpec, load_faceset, make_side_batch, preview_indices
 from facelab.train.options import TrainOptions
 from facelab.utils.items import failure_summary
@@ -54,10 +55,12 @@ class PipelineSpec:
 def spec_from_options(opts: TrainOptions) -> PipelineSpec:
     """The pipeline of a run's (effective) options; ct_mode and random HSV apply to src only."""
     o = opts.effective()
+    affine = AugmentConfig(scale=o.random_scale)
     return PipelineSpec(
         batch_size=o.batch_size,
-        src=SideSpec(flip=o.random_src_flip, warp=o.random_warp, hsv_power=o.random_hsv_power, ct_mode=o.ct_mode),
-        dst=SideSpec(flip=o.random_dst_flip, warp=o.random_warp),
+        src=SideSpec(flip=o.random_src_flip, warp=o.random_warp, hsv_power=o.random_hsv_power, ct_mode=o.ct_mode,
+                     affine=affine),
+        dst=SideSpec(flip=o.random_dst_flip, warp=o.random_warp, affine=affine),
         uniform_yaw=o.uniform_yaw,
     )
 
@@ -110,6 +113,13 @@ class BatchProducer:
         self._rng.bit_generator.state = state["aug"]
         self._src_idx.load_state_dict(state["src"])
         self._dst_idx.load_state_dict(state["dst"])
+
+
+def pin_batches(device: torch.device, cuda_available: bool) -> bool:
+    """Whether batches for ``device`` are put in page-locked (pinned) memory: only for a CUDA device on a build
+    with CUDA, where a pinned batch is copied asynchronously (``non_blocking=True``); on a CPU pinning is a wasted
+    copy, and a build without CUDA cannot pin at all."""
+    return device.type == "cuda" and cuda_available
 
 
 def arrays_to_batch(images: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> Batch:
@@ -276,14 +286,16 @@ class FaceLoader:
     """Endless stream of training batches for one model (resolution, face type) from two aligned-face folders.
 
     ``counts`` holds ``src`` / ``dst`` (usable faces) and ``src_skipped`` / ``dst_skipped`` (bad files). Use as a
-    context manager or call :meth:`close`; a loader that is garbage-collected closes its workers too.
+    context manager or call :meth:`close`; a loader that is garbage-collected closes its workers too. With
+    ``pin_memory`` (see :func:`pin_batches`) every batch comes in pinned memory.
     """
 
     def __init__(self, src_dir: Path, dst_dir: Path, resolution: int, face_type: str, opts: TrainOptions,
                  seed: int = 0, rank: int = 0, world_size: int = 1, workers: int | None = None,
-                 progress: Progress | None = None, src_holdout: float = 0.0) -> None:
+                 progress: Progress | None = None, src_holdout: float = 0.0, pin_memory: bool = False) -> None:
         face_type = canonical_face_type(face_type)
         self.resolution = int(resolution)
+        self.pin_memory = bool(pin_memory)
         self.spec = spec_from_options(opts)
         src = load_faceset(src_dir, self.resolution, face_type, progress, holdout=src_holdout)
         dst = load_faceset(dst_dir, self.resolution, face_type, progress)
@@ -311,16 +323,22 @@ class FaceLoader:
                  dst.skipped, self.workers)
 
     def next_batch(self) -> Batch:
-        """The next batch (tensors float32 on the CPU)."""
+        """The next batch (tensors float32 on the CPU; pinned with ``pin_memory``)."""
         if self._producer is not None:
-            return arrays_to_batch(*self._producer.next_arrays())
+            return self._batch(*self._producer.next_arrays())
         if self._pool is None or self._pool.closed:
             raise RuntimeError("the data loader is closed")
         item = self._pool.get()
         if item[0] == "error":
             self.close()
             raise RuntimeError(f"data loader worker {item[1]} failed:\n{item[2]}")
-        return arrays_to_batch(item[1], item[2])
+        return self._batch(item[1], item[2])
+
+    def _batch(self, images: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor) -> Batch:
+        """The batch viewing the stacked arrays, pinned first (two copies, not eight) with ``pin_memory``."""
+        if self.pin_memory:
+            images, masks = torch.as_tensor(images).pin_memory(), torch.as_tensor(masks).pin_memory()
+        return arrays_to_batch(images, masks)
 
     def __iter__(self) -> Iterator[Batch]:
         while True:

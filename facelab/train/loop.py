@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import random
@@ -19,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -121,6 +122,46 @@ def resolved_options(opts: TrainOptions, model_type: str) -> TrainOptions:
     return eff
 
 
+def pretrained_model(source: Path, model_type: str, overrides: dict[str, Any],
+                     device: torch.device) -> TrainableModel:
+    """A new model started from the weights of the pretrained model at ``source`` (a model folder or one of its
+    checkpoint files): same model type, and its architecture (an architecture flag that differs is an error)."""
+    path = source if source.is_file() else ck.last_path(source)
+    if not path.is_file():
+        raise FacelabError(f"no pretrained model checkpoint at {source}")
+    ckpt = ck.read_checkpoint(path, map_location="cpu")
+    if model_type and ckpt["model_type"] != model_type:
+        raise FacelabError(f"pretrained model {source} is a {ckpt['model_type']} model, not {model_type}")
+    check_arch(ckpt["model_type"], ckpt["arch"], overrides, source)
+    model = model_from_checkpoint(ckpt, device, path)
+    log.info("new model from the pretrained model %s (its iteration %s)", source, ckpt.get("iteration"))
+    return model
+
+
+def training_dirs(src_dir: Path, dst_dir: Path, pretraining_dir: Path | None, pretrain: bool) -> tuple[Path, Path]:
+    """The (src, dst) face folders of a run: the pretraining faces on both sides while pretraining (when given,
+    as DeepFaceLab's ``--pretraining-data-dir``), else the run's own."""
+    if pretrain and pretraining_dir is not None:
+        return Path(pretraining_dir), Path(pretraining_dir)
+    return Path(src_dir), Path(dst_dir)
+
+
+def pretraining_ended(saved_opts: Mapping[str, Any], eff: TrainOptions, fixed: Mapping[str, Any]) -> bool:
+    """Whether the checkpoint was pretraining (``saved_opts``, the options it was saved with) and this run, under
+    its effective options ``eff``, is not. Never for a model that fixes ``pretrain`` (it has no pretraining)."""
+    return "pretrain" not in fixed and bool(saved_opts.get("pretrain", False)) and not eff.pretrain
+
+
+def end_pretraining(run: Run) -> None:
+    """DeepFaceLab's switch from pretraining to training: fresh inter block(s) (the identity codes are learned
+    again on the user's faces), iteration 0, and a fresh loss history (the pretraining losses would make the spike
+    guard take the higher losses of the fresh inters for a failure). Optimizer states carry on."""
+    run.model.reinit_inters()
+    run.iteration = 0
+    run.history = {}
+    log.info("pretraining turned off: inter weights re-initialised, iteration reset to 0")
+
+
 def _critics_from(model: TrainableModel, ckpt: dict[str, Any], source: Path) -> dict[str, torch.nn.Module]:
     try:
         return {name: model.critic_from_state(name, state) for name, state in ckpt.get("critics", {}).items()}
@@ -130,8 +171,9 @@ def _critics_from(model: TrainableModel, ckpt: dict[str, Any], source: Path) -> 
 
 
 def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], opts: TrainOptions,
-             device: torch.device, ctx: dd.DistContext = dd.SINGLE) -> Run:
-    """Resume the run in ``model_dir`` when it has a checkpoint, else create a new model."""
+             device: torch.device, ctx: dd.DistContext = dd.SINGLE, pretrained: Path | None = None) -> Run:
+    """Resume the run in ``model_dir`` when it has a checkpoint, else create a new model: with ``pretrained``
+    (a model folder or checkpoint file) its architecture and weights, at iteration 0 with fresh optimizers."""
     from facelab.models import create_model
 
     last = ck.last_path(model_dir)
@@ -150,6 +192,8 @@ def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], o
                   ck.history_from_tensors(ckpt.get("loss_history", {})), Path(model_dir), Path(model_dir).name,
                   False, ctx, device, critics=critics, data=dict(ckpt.get("data", {})))
         _load_states(run, ckpt, last)
+        if pretraining_ended(ckpt.get("opts", {}), eff, getattr(type(model), "fixed_options", {})):
+            end_pretraining(run)
         ck.restore_rng(ckpt.get("rng", {}))
         run.loader_state = ckpt.get("loader")
         _log_changed_options(ckpt.get("opts", {}), opts)
@@ -158,7 +202,10 @@ def open_run(model_dir: Path, model_type: str, arch_overrides: dict[str, Any], o
         return run
     eff = resolved_options(opts, model_type)
     seed_everything(opts.seed)
-    model = create_model(model_type, overrides, device)
+    if pretrained is not None:
+        model = pretrained_model(Path(pretrained), model_type, overrides, device)
+    else:
+        model = create_model(model_type, overrides, device)
     critics = model.make_critics(eff.knobs(), {})
     return Run(model, make_optimizers(model, critics, eff, model.lr_cos_cycle), 0, {}, Path(model_dir),
                Path(model_dir).name, True, ctx, device, critics=critics, data={"holdout": opts.holdout})
@@ -254,7 +301,7 @@ def step_batch(run: Run, batch: Any) -> Any:
 
 def run_step(run: Run, batch: Any, opts: TrainOptions) -> StepResult:
     """One training step on this process's device (through the DDP wrappers when there are some); ``opts`` are
-    the resolved options (:func:`resolved_options`)."""
+    the resolved options (:func:`resolved_options`). A pinned batch is copied to a GPU asynchronously."""
     batch = step_batch(run, batch.to(run.device, non_blocking=True))
     return train_step(run.trainee, batch, opts.knobs(), opts.clipgrad, opts.mixed_precision)
 
@@ -395,6 +442,46 @@ def make_trainee(run: Run) -> Trainee:
 
 
 # -- entry --------------------------------------------------------------------------------------------------------
+def cudnn_benchmark_on(device: torch.device) -> bool:
+    """Whether training lets cuDNN time its convolution algorithms once per shape and keep the fastest: on CUDA,
+    where every step has the same shapes (one resolution, one batch size), so the timing pays for itself."""
+    return device.type == "cuda"
+
+
+@contextlib.contextmanager
+def cudnn_benchmark(on: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark`` True inside when ``on`` (untouched otherwise); its old value after."""
+    if not on:
+        yield
+        return
+    saved = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = saved
+
+
+def with_kernel_plan(run: Run, batches: Iterator[Any], opts: TrainOptions) -> Iterator[Any]:
+    """On CPU (unless ``kernel_choice`` is off): time the kernels of each convolution call the model makes on the
+    first batch and use the fastest (:func:`facelab.models.kernels.plan_kernels`, cached per machine). The same
+    batches follow, the first one included."""
+    if not opts.kernel_choice or run.device.type != "cpu":
+        return batches
+    from facelab.models.kernels import cache_file, plan_kernels
+
+    first = next(batches)
+    src, dst = first.warped_src.to(run.device), first.warped_dst.to(run.device)
+    knobs = apply_fixed(opts.effective(), getattr(type(run.model), "fixed_options", {}))[0].knobs()
+
+    def forward() -> None:
+        with torch.random.fork_rng(devices=[]):  # training's random stream stays as it was
+            run.model(src, dst, knobs)
+
+    log.info("convolution kernels: %s", plan_kernels(run.model, forward, cache_file()).describe())
+    return itertools.chain([first], batches)
+
+
 def loader_seed(seed: int, start_iteration: int) -> int:
     """The loader seed of a run segment: ``seed`` for a new model; a resumed run without a restorable loader
     position gets a fresh stream derived from the iteration it starts at (never a replay of the first one)."""
@@ -405,7 +492,7 @@ def loader_seed(seed: int, start_iteration: int) -> int:
 
 def make_loader(src_dir: Path, dst_dir: Path, run: Run, opts: TrainOptions):
     """The face loader of this rank; continues the checkpoint's loader stream when it holds one."""
-    from facelab.train.loader import FaceLoader
+    from facelab.train.loader import FaceLoader, pin_batches
 
     workers = None if opts.workers < 0 else opts.workers
     saved = run.loader_state
@@ -414,7 +501,8 @@ def make_loader(src_dir: Path, dst_dir: Path, run: Run, opts: TrainOptions):
     loader = FaceLoader(Path(src_dir), Path(dst_dir), run.model.resolution, run.model.face_type,
                         resolved_options(opts, run.model.name), seed=seed, rank=run.ctx.rank,
                         world_size=run.ctx.world_size, workers=workers,
-                        src_holdout=float(run.data.get("holdout", 0.0)))
+                        src_holdout=float(run.data.get("holdout", 0.0)),
+                        pin_memory=pin_batches(run.device, torch.cuda.is_available()))
     if exact and loader.state_dict() is not None:
         loader.load_state_dict(saved["state"])
     return loader
@@ -425,8 +513,12 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
           progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None, *,
           src_dir: Path | None = None, dst_dir: Path | None = None, preview: bool = True,
           ctx: dd.DistContext = dd.SINGLE, on_ready: Callable[[TrainableModel, Run], None] | None = None,
-          guard: GuardConfig = GuardConfig()) -> TrainResult:
+          guard: GuardConfig = GuardConfig(), pretraining_dir: Path | None = None,
+          pretrained: Path | None = None) -> TrainResult:
     """Create or resume ``workspace/model/<model_name or model_type>`` and train it; see the module docstring.
+
+    While ``opts.pretrain`` is on, ``pretraining_dir`` (when given) feeds both sides. ``pretrained``: a model
+    folder or checkpoint a new model starts from (ignored when resuming).
 
     ``progress(n, **info)`` is called once per iteration with ``iter``, ``ms``, ``src``, ``dst``. ``on_ready`` is
     called once the model is built or loaded (the CLI prints its description). Under torchrun pass the context
@@ -441,7 +533,7 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
             raise FacelabError(f"{model_type} models index source faces; run them without torchrun")
         return index_run(model_dir, model_type, arch_overrides or {}, opts, src_dir or ws.aligned("src"),
                          dst_dir or ws.aligned("dst"), preview, progress)
-    run = open_run(model_dir, model_type, arch_overrides or {}, opts, device, ctx)
+    run = open_run(model_dir, model_type, arch_overrides or {}, opts, device, ctx, pretrained=pretrained)
     dd.barrier(ctx, device)  # every rank has read the folder before rank 0 writes into it
     run.recent = deque(recent_totals(run.history, guard.window), maxlen=guard.window)
     start_iteration = run.iteration
@@ -449,7 +541,9 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
         on_ready(run.model, run)
     run.model.train()
     run.trainee = make_trainee(run)
-    loader = run.loader = make_loader(src_dir or ws.aligned("src"), dst_dir or ws.aligned("dst"), run, opts)
+    pretrain = apply_fixed(opts, getattr(type(run.model), "fixed_options", {}))[0].pretrain
+    faces = training_dirs(src_dir or ws.aligned("src"), dst_dir or ws.aligned("dst"), pretraining_dir, pretrain)
+    loader = run.loader = make_loader(*faces, run, opts)
     try:
         preview_batch = None
         if preview and ctx.is_main:
@@ -459,9 +553,10 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
         clock = _Clock(start=now, last_save=now)
         if run.created:
             save_run(run, opts, preview_batch)  # iteration 0: the first rollback point
-        with stop_signals() as flag:
+        with stop_signals() as flag, cudnn_benchmark(cudnn_benchmark_on(device)):
             try:
-                reason = train_steps(run, iter(loader), opts, preview_batch, guard, progress, should_stop, flag, clock)
+                batches = with_kernel_plan(run, iter(loader), opts)
+                reason = train_steps(run, batches, opts, preview_batch, guard, progress, should_stop, flag, clock)
             except KeyboardInterrupt:
                 reason = "interrupted"
             final_save(run, opts, preview_batch, guard)

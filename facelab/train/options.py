@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Mapping, get_args
 
 from facelab.models.base import TrainKnobs
+from facelab.train.augment import AugmentConfig
 from facelab.utils.config import setting
 from facelab.utils.workers import workers_field
 
@@ -35,6 +36,9 @@ class TrainOptions:
     uniform_yaw: bool = setting(False, "Sample src faces uniformly over yaw.")
     blur_out_mask: bool = setting(False, "Blur the background outside the mask in targets.")
     random_hsv_power: float = setting(0.0, "Random HSV shift of src inputs, 0-0.3.", range=(0, 0.3))
+    random_scale: float = setting(AugmentConfig.scale, "Random scale of the augmentation: factors in "
+                                  "[1/(1+s), 1+s] (DeepFaceLab: 0.15 for SAEHD and AMP, 0.05 for Quick96).",
+                                  range=(0, 1))
     ct_mode: CtMode = setting("none", "Colour transfer of src samples toward dst.")
     gan_power: float = setting(0.0, "GAN power, 0-5 (typ. 0.1).", range=(0, 5))
     gan_patch_size: int = setting(0, "GAN patch size; 0 = resolution/8.", range=(0, 1024))
@@ -45,7 +49,10 @@ class TrainOptions:
     hf_power: float = setting(0.0, "High-frequency loss power: Laplacian L1 against blur, typ. 0.5-2.", range=(0, 100))
     morph_factor: float = setting(0.5, "AMP morph factor, 0.1-0.5.", range=(0, 1))
     pretrain: bool = setting(False, "Pretraining mode (forces DeepFaceLab's pretrain settings).")
-    mixed_precision: bool = setting(True, "Mixed precision (used on CUDA only).")
+    mixed_precision: bool | None = setting(None, "Mixed precision: bf16 autocast of the forward pass.",
+                                           default_text="on for CUDA, off elsewhere")
+    kernel_choice: bool = setting(True, "On CPU, time each convolution's kernels once at the start (cached per "
+                                        "machine) and run the fastest.")
     target_iter: int = setting(0, "Stop (and save) at this iteration; 0 = never.", range=(0, 1_000_000_000))
     autosave_minutes: float = setting(25.0, "Save every this many minutes.", range=(0, 100_000))
     max_minutes: float = setting(0.0, "Stop (and save) after this many minutes of training; 0 = no limit.",

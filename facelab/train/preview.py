@@ -18,6 +18,8 @@ from facelab.utils.atomic import atomic_path
 from facelab.workspace.images import to_uint8, write_image
 
 COLUMNS = ("src", "src->src", "dst", "dst->dst", "src->dst")
+#: Subfolder of the model folder keeping one preview per save (``--preview-history``).
+HISTORY_DIR = "previews"
 MIN_CELL = 128  # pixels per face cell at least
 
 
@@ -85,7 +87,7 @@ def write_preview(model_dir: Path, grid: np.ndarray, iteration: int, keep_histor
     path = Path(model_dir) / "preview.png"
     write_image(path, grid)
     if keep_history:
-        write_image(Path(model_dir) / "previews" / f"{iteration:07d}.png", grid)
+        write_image(Path(model_dir) / HISTORY_DIR / f"{iteration:07d}.png", grid)
     return path
 
 

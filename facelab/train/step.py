@@ -1,4 +1,4 @@
-"""One training iteration, owned by the trainer: forward (under mixed precision on CUDA), the model's losses, the
+"""One training iteration, owned by the trainer: forward (under bf16 mixed precision when on), the model's losses, the
 NaN guard, backward, gradient clipping and the optimizer steps of the generator and of each critic.
 
 Distributed runs wrap the generator and each critic in its own ``DistributedDataParallel`` (see
@@ -54,10 +54,17 @@ def new_trainee(model: TrainableModel, opts: TrainOptions,
     return Trainee(model, wrap(model), optims, critics, {k: wrap(c) for k, c in critics.items()})
 
 
-def autocast(device: torch.device, mixed_precision: bool) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on CUDA when ``mixed_precision``; plain fp32 elsewhere."""
-    if device.type == "cuda" and mixed_precision:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def mixed_precision_on(device_type: str, mixed_precision: bool | None) -> bool:
+    """Whether the forward pass runs under bf16 autocast: as ``mixed_precision`` says, or when it is None
+    (automatic) on CUDA only, where tensor cores make bf16 fast; on a CPU it is slower and only asked for."""
+    return device_type == "cuda" if mixed_precision is None else bool(mixed_precision)
+
+
+def autocast(device: torch.device, mixed_precision: bool | None) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on ``device``'s type when :func:`mixed_precision_on`; plain fp32 otherwise. Weights, their
+    gradients and the optimizer state stay fp32 either way (autocast casts copies for the ops that gain)."""
+    if mixed_precision_on(device.type, mixed_precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -74,10 +81,17 @@ def loss_values(losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
 
 
 def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[nn.Parameter], clipgrad: bool,
-                   frozen: list[nn.Parameter] | None = None) -> None:
-    """zero_grad -> backward -> drop the gradients of ``frozen`` -> optional global-norm clip at 1.0 -> step."""
+                   frozen: list[nn.Parameter] | None = None, batch_size: int = 1) -> None:
+    """zero_grad -> backward of ``loss * batch_size`` -> drop the gradients of ``frozen`` -> optional global-norm
+    clip at 1.0 -> step.
+
+    ``loss`` is a batch mean of per-sample losses; its gradient times ``batch_size`` is the gradient of their batch
+    sum, which is what DeepFaceLab differentiates (its losses are per-sample vectors). The clip norm 1.0 and the
+    optimizers' eps act on that gradient, so the update matches DeepFaceLab's at any batch size. In a distributed
+    run ``batch_size`` is this process's batch and DDP averages the sums over processes, as DeepFaceLab averages
+    them over GPUs."""
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * batch_size if batch_size != 1 else loss).backward()
     for p in frozen or ():
         p.grad = None
     if clipgrad:
@@ -85,9 +99,12 @@ def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, params: list[
     opt.step()
 
 
-def train_step(t: Trainee, batch: Batch, knobs: TrainKnobs, clipgrad: bool, mixed_precision: bool) -> StepResult:
+def train_step(t: Trainee, batch: Batch, knobs: TrainKnobs, clipgrad: bool,
+               mixed_precision: bool | None) -> StepResult:
     """One iteration on ``batch`` (already on the model's device). When any loss is not finite nothing moves
-    (``finite=False``); else the generator steps on ``G_loss``, then each critic that has a loss this step."""
+    (``finite=False``); else the generator steps on ``G_loss``, then each critic that has a loss this step, each on
+    the gradient of its batch sum (:func:`optimizer_step`); the reported losses stay batch means.
+    ``mixed_precision``: see :func:`mixed_precision_on` (None: on for CUDA only)."""
     with autocast(batch.warped_src.device, mixed_precision):
         out = t.forward(batch.warped_src, batch.warped_dst, knobs)
     out = {k: v.float() for k, v in out.items()}
@@ -97,8 +114,9 @@ def train_step(t: Trainee, batch: Batch, knobs: TrainKnobs, clipgrad: bool, mixe
         for opt in t.optimizers.values():
             opt.zero_grad(set_to_none=True)
         return StepResult(loss_values(report), False)
+    n = batch.size
     optimizer_step(losses.terms["G_loss"], t.optimizers["G"], list(t.model.parameters()), clipgrad,
-                   frozen=t.model.frozen_parameters(knobs))
+                   frozen=t.model.frozen_parameters(knobs), batch_size=n)
     for name, loss in losses.critics.items():
-        optimizer_step(loss, t.optimizers[name], list(t.critics[name].parameters()), clipgrad)
+        optimizer_step(loss, t.optimizers[name], list(t.critics[name].parameters()), clipgrad, batch_size=n)
     return StepResult(loss_values(report), True)

@@ -43,6 +43,40 @@ def test_hull_mask_covers_landmarks_and_brows_pushed_up():
     assert np.nonzero(tight.any(1))[0][0] == pytest.approx(brow_top, abs=2)
 
 
+def dfl_eyes_mouth_mask(lm: np.ndarray, size: int, face_mask: np.ndarray) -> np.ndarray:
+    """A port of DeepFaceLab's eye mask + mouth mask (integer landmarks, inner lips), clipped, times the
+    binarised full-face mask."""
+    import cv2
+
+    pts = lm.astype(int)
+    out = np.zeros((size, size), np.float32)
+    for part in (pts[36:42], pts[42:48], pts[60:]):
+        hull = np.zeros((size, size), np.float32)
+        cv2.fillConvexPoly(hull, cv2.convexHull(part), (1,))
+        d = size // 32
+        hull = cv2.dilate(hull, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)), iterations=1)
+        blur = size // 16
+        blur = blur + (1 - blur % 2)
+        out += cv2.GaussianBlur(hull, (blur, blur), 0)  # eyes (one mask of both) + mouth
+    return np.clip(out, 0, 1) * (face_mask != 0)
+
+
+def test_eyes_mouth_mask_matches_deepfacelab_port():
+    size = 256
+    lm = frontal_landmarks(size, "whole_face")
+    lm[62:65, 1] -= 6  # open the mouth: the inner lips enclose an area
+    lm[66:68, 1] += 6
+    lm[65, 1] += 6
+    soft_face = hull_mask(lm, size) * 0.4  # a soft stored mask: DeepFaceLab binarises it
+    em = eyes_mouth_mask(lm, size, soft_face)
+    want = dfl_eyes_mouth_mask(lm, size, soft_face)
+    assert np.abs(em - want).mean() < 0.005 and np.abs(em - want).max() < 0.35  # sub-pixel hull edges
+    assert em.max() == pytest.approx(1.0)
+    for corner in (48, 54):  # outer mouth corners lie outside the inner-lip hull and its small dilation
+        x, y = np.round(lm[corner]).astype(int)
+        assert em[y, x] < 0.5
+
+
 def test_eyes_mouth_mask_inside_hull_and_on_features():
     size = 256
     lm = frontal_landmarks(size, "whole_face")
@@ -51,9 +85,9 @@ def test_eyes_mouth_mask_inside_hull_and_on_features():
     assert em.dtype == np.float32 and em.shape == (size, size)
     assert em.max() <= 1.0 and em.min() >= 0.0
     assert (em[hull == 0] == 0).all()
-    for idx in (list(range(36, 42)), list(range(42, 48)), list(range(48, 60))):
+    for idx in (list(range(36, 42)), list(range(42, 48)), list(range(60, 68))):
         cx, cy = np.round(lm[idx].mean(0)).astype(int)
-        assert em[cy, cx] > 0.9
+        assert em[cy, cx] > 0.5
     nose = np.round(lm[30]).astype(int)
     assert em[nose[1], nose[0]] < 0.1  # nose tip is not eyes or mouth
     assert 0.02 < em.mean() < 0.25 * hull.mean() + 0.1

@@ -42,7 +42,8 @@ COMMANDS: dict[tuple[str, ...], tuple[tuple[type, ...], set[str]]] = {
     ("wsol", "train"): ((WsolArch, WsolTrainConfig, LossWeights), {"data", "out", "pretrained", "config_file",
                                                                    "device", "force"}),
     ("train",): ((*ARCH_LABELS, TrainOptions), {"model_type", "name", "workspace", "device", "config_file",
-                                                "src_dir", "dst_dir", "no_preview"}),
+                                                "src_dir", "dst_dir", "pretraining_dir", "pretrained",
+                                                "no_preview"}),
 }
 IDS = [" ".join(path) for path in COMMANDS]
 
@@ -251,6 +252,34 @@ def test_train_hands_the_loop_options_and_arch_overrides(monkeypatch, tmp_path):
     (args, kwargs), = rec.calls
     assert args[1:5] == ("m", "saehd", {"ae_dims": 16, "resolution": 64, "face_type": "wf"},
                          TrainOptions(batch_size=3, lr=2e-4, random_warp=False, target_iter=5, workers=0))
+
+
+def test_train_hands_the_loop_the_pretraining_faces_and_pretrained_model(monkeypatch, tmp_path):
+    rec = Recorder(SimpleNamespace(model_dir=tmp_path, stopped_by="target_iter", start_iteration=0, iteration=1,
+                                   seconds=1.0, ms_per_iter=1.0, src_loss=0.1, dst_loss=0.1, skipped_steps=0,
+                                   rollbacks=0, saves=1))
+    monkeypatch.setattr("facelab.train.loop.train", rec)
+    monkeypatch.setattr("facelab.utils.runtime.keep_freed_memory", lambda: False)
+    (tmp_path / "pre_model").mkdir()
+    _invoke("train", "--model", "saehd", "--name", "m", "-w", str(tmp_path / "ws"), "--device", "cpu",
+            "--pretrain", "--pretraining-data-dir", str(tmp_path / "faces"), "--pretrained-model",
+            str(tmp_path / "pre_model"), "--target-iter", "1")
+    (args, kwargs), = rec.calls
+    assert args[4] == TrainOptions(pretrain=True, target_iter=1)
+    assert kwargs["pretraining_dir"] == tmp_path / "faces" and kwargs["pretrained"] == tmp_path / "pre_model"
+
+
+def test_train_kernel_choice_flag_comes_from_its_field(monkeypatch, tmp_path):
+    assert _options(("train",))["kernel_choice"].help.endswith("[default: on]")
+    rec = Recorder(SimpleNamespace(model_dir=tmp_path, stopped_by="target_iter", start_iteration=0, iteration=1,
+                                   seconds=1.0, ms_per_iter=1.0, src_loss=0.1, dst_loss=0.1, skipped_steps=0,
+                                   rollbacks=0, saves=1))
+    monkeypatch.setattr("facelab.train.loop.train", rec)
+    monkeypatch.setattr("facelab.utils.runtime.keep_freed_memory", lambda: False)
+    _invoke("train", "--model", "saehd", "--name", "m", "-w", str(tmp_path / "ws"), "--device", "cpu",
+            "--no-kernel-choice", "--target-iter", "1")
+    (args, _), = rec.calls
+    assert args[4] == TrainOptions(kernel_choice=False, target_iter=1)
 
 
 def test_mask_train_hands_the_stage_its_config(monkeypatch, ws):

@@ -15,6 +15,8 @@ from facelab.extract import stage as extract_stage
 from facelab.workspace import write_image
 from facelab.workspace.faces import list_faces
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture
 def src_ws(ws, astronaut):

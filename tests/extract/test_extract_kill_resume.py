@@ -3,21 +3,22 @@ writes the very face files of an uninterrupted run: none missing, none doubled, 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import random
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from killing import files_at_least, kill_when, leftovers, start_forked
 
 from facelab.cli.root import cli
 from facelab.workspace import Workspace, write_image
+
+pytestmark = pytest.mark.fault
 
 FRAMES = 5
 ARGS = ["extract", "data_dst", "--size", "64", "--workers", "0"]
@@ -63,45 +64,19 @@ def clean(base, tmp_path_factory) -> dict[str, bytes]:
     return out
 
 
-def _child(root: str, kill_after_first_face_of: str | None) -> None:
-    """The forked process: ``extract`` through the CLI; optionally SIGKILLs itself right after writing the first
-    face file of frame ``kill_after_first_face_of`` (so the frame's other face is never written)."""
+def _kill_after_first_face_of(frame: str) -> None:
+    """In the forked run: SIGKILL itself right after writing the first face file of ``frame`` (so the frame's
+    other face is never written)."""
     import facelab.extract.writer as writer
 
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    if kill_after_first_face_of is not None:
-        real = writer.write_face
+    real = writer.write_face
 
-        def write_face(path, image, meta, **kw):
-            real(path, image, meta, **kw)
-            if meta.source_frame.endswith(kill_after_first_face_of):
-                os.kill(os.getpid(), signal.SIGKILL)
+    def write_face(path, image, meta, **kw):
+        real(path, image, meta, **kw)
+        if meta.source_frame.endswith(frame):
+            os.kill(os.getpid(), signal.SIGKILL)
 
-        writer.write_face = write_face
-    try:
-        cli.main([*ARGS, "-w", root], prog_name="facelab", standalone_mode=False, obj={})
-    finally:
-        os._exit(0)
-
-
-def _start(root: Path, kill_after_first_face_of: str | None = None) -> multiprocessing.Process:
-    # fork: the child shares the modules this process has loaded, so it starts in milliseconds, not seconds
-    proc = multiprocessing.get_context("fork").Process(target=_child, args=(str(root), kill_after_first_face_of))
-    proc.start()
-    return proc
-
-
-def _kill_at(proc: multiprocessing.Process, folder: Path, faces: int, timeout: float = 60.0) -> None:
-    """SIGKILL ``proc`` once ``folder`` holds ``faces`` face files."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.is_alive():
-        if folder.is_dir() and len(list(folder.glob("0*_*.jpg"))) >= faces:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    proc.join(timeout)
+    writer.write_face = write_face
 
 
 def _resume_matches(root: Path, clean: dict[str, bytes]) -> None:
@@ -109,6 +84,7 @@ def _resume_matches(root: Path, clean: dict[str, bytes]) -> None:
     assert (aligned / ".facelab.lock").exists()  # the killed run's lock: the rerun takes it over
     _extract(root)
     assert _aligned(root) == clean
+    assert leftovers(root) == []
 
 
 def test_killed_at_a_random_point_resumes_to_the_same_faces(base, clean, tmp_path):
@@ -116,9 +92,8 @@ def test_killed_at_a_random_point_resumes_to_the_same_faces(base, clean, tmp_pat
     shutil.copytree(base, root)
     faces = sum(name.endswith(".jpg") for name in clean)
     at = random.Random(5).randint(1, faces - 1)
-    proc = _start(root)
-    _kill_at(proc, Workspace(root).aligned("dst"), at)
-    assert proc.exitcode == -signal.SIGKILL
+    proc = start_forked([*ARGS, "-w", str(root)])
+    assert kill_when(proc, files_at_least(Workspace(root).aligned("dst"), "0*_*.jpg", at)) == -signal.SIGKILL
     left = sorted(p.name for p in Workspace(root).aligned("dst").glob("0*_*.jpg"))
     assert at <= len(left) < faces
     _resume_matches(root, clean)
@@ -127,7 +102,7 @@ def test_killed_at_a_random_point_resumes_to_the_same_faces(base, clean, tmp_pat
 def test_killed_between_the_faces_of_one_frame_resumes_to_the_same_faces(base, clean, tmp_path):
     root = tmp_path / "ws"
     shutil.copytree(base, root)
-    proc = _start(root, kill_after_first_face_of="000002.png")
+    proc = start_forked([*ARGS, "-w", str(root)], setup=lambda: _kill_after_first_face_of("000002.png"))
     proc.join(60)
     assert proc.exitcode == -signal.SIGKILL
     left = {p.name for p in Workspace(root).aligned("dst").glob("000002_*.jpg")}

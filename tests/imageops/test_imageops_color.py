@@ -212,3 +212,129 @@ def test_color_transfer_none_and_unknown(faces):
     np.testing.assert_array_equal(color_transfer("none", tgt, src), tgt)
     with pytest.raises(FacelabError):
         color_transfer("nope", tgt, src)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mask_stats="zeros": DeepFaceLab's masked statistics, against small ports of core/imagelib/color_transfer.py
+# (Lab through our exact conversion, so the comparison is about the statistics alone)
+
+
+def _dfl_rct(target, source, target_mask, source_mask, cutoff=0.5):
+    """Reinhard with the out-of-mask Lab pixels set to 0 and still counted in mean and std."""
+    t, s = rgb_to_lab(target), rgb_to_lab(source)
+    t_in, s_in = t.copy(), s.copy()
+    t_in[target_mask < cutoff] = 0
+    s_in[source_mask < cutoff] = 0
+    out = (t - t_in.mean((0, 1))) * s_in.std((0, 1)) / t_in.std((0, 1)) + s_in.mean((0, 1))
+    out = np.clip(out, [0, -127, -127], [100, 127, 127])
+    return ct.lab_to_rgb(out)
+
+
+def _dfl_mkl(x0, x1):
+    """Monge-Kantorovich map from unbiased covariances and general eigen-decompositions, as written there."""
+    eps = np.finfo(float).eps
+    h, w, c = x0.shape
+    x0, x1 = x0.reshape(-1, c).astype(np.float64), x1.reshape(-1, c).astype(np.float64)
+    a, b = np.cov(x0.T), np.cov(x1.T)
+    da2, ua = np.linalg.eig(a)
+    da = np.diag(np.sqrt(da2.clip(eps, None)))
+    dc2, uc = np.linalg.eig(da @ ua.T @ b @ ua @ da)
+    dc = np.diag(np.sqrt(dc2.clip(eps, None)))
+    da_inv = np.diag(1.0 / np.diag(da))
+    t = ua @ da_inv @ uc @ dc @ uc.T @ da_inv @ ua.T
+    return np.clip((x0 - x0.mean(0)) @ t + x1.mean(0), 0, 1).reshape(h, w, c)
+
+
+def _dfl_lct(target, source, eps=1e-5):
+    """Linear colour transfer, PCA square roots, biased covariances plus eps * I."""
+    def centred_cov(img):
+        mu = img.reshape(-1, 3).mean(0)
+        d = (img.reshape(-1, 3) - mu).T
+        return mu, d, d @ d.T / d.shape[1] + eps * np.eye(3)
+
+    def sqrtm(c):
+        w, v = np.linalg.eigh(c)
+        return v @ np.diag(np.sqrt(w)) @ v.T
+
+    _, t, ct_ = centred_cov(target.astype(np.float64))
+    mu_s, _, cs = centred_cov(source.astype(np.float64))
+    out = (sqrtm(cs) @ np.linalg.inv(sqrtm(ct_)) @ t).T + mu_s
+    return np.clip(out, 0, 1).reshape(target.shape)
+
+
+def _dfl_sot(src, trg, rng, steps=10, batch_size=5, sigma_xy=16.0, sigma_v=5.0):
+    """Sliced optimal transport: each step, per random direction, every pixel moves to the target projection of its
+    own rank; the mean move is added; then the displacement is bilateral-filtered. Directions drawn from ``rng``."""
+    h, w, c = src.shape
+    orig = src.reshape(-1, c).astype(np.float64)
+    new = orig.copy()
+    trg = trg.reshape(-1, c).astype(np.float64)
+    for _ in range(steps):
+        advect = np.zeros_like(new)
+        for _ in range(batch_size):
+            d = rng.normal(size=c)
+            d /= np.linalg.norm(d)
+            proj_s, proj_t = new @ d, trg @ d
+            id_s = np.argsort(proj_s)
+            move = np.sort(proj_t) - proj_s[id_s]
+            for ch in range(c):
+                advect[id_s, ch] += move * d[ch]
+        new += advect / batch_size
+    diff = (new - orig).reshape(h, w, c).astype(np.float32)
+    return np.clip(orig.reshape(h, w, c) + cv2.bilateralFilter(diff, 0, sigma_v, sigma_xy), 0, 1)
+
+
+def test_rct_zeros_counts_out_of_mask_pixels_as_lab_zeros(faces, box_mask):
+    tgt, src = faces
+    out = ct.rct(tgt, src, box_mask, box_mask, mask_stats="zeros")
+    np.testing.assert_allclose(out, _dfl_rct(tgt, src, box_mask, box_mask), atol=1e-5)
+    # the zeros pull the statistics: mean L over the masked image is the in-mask mean times the mask's share
+    lab = rgb_to_lab(tgt)
+    share = (box_mask > 0.5).mean()
+    zeroed = np.where(box_mask[..., None] > 0.5, lab, 0.0)
+    assert zeroed[..., 0].mean() == pytest.approx(share * lab[box_mask > 0.5][:, 0].mean(), rel=1e-9)
+    assert np.abs(out - ct.rct(tgt, src, box_mask, box_mask)).max() > 1e-2  # differs from inside-only statistics
+
+
+def test_mkl_m_zeros_is_deepfacelab_mkl_of_the_masked_images(faces, box_mask):
+    tgt, src = faces
+    m = box_mask[..., None]
+    out = ct.mkl_m(tgt, src, box_mask, box_mask, mask_stats="zeros")
+    np.testing.assert_allclose(out, _dfl_mkl(tgt * m, src * m), atol=1e-5)
+
+
+def test_unmasked_linear_transfers_match_deepfacelab(faces):
+    tgt, src = faces
+    np.testing.assert_allclose(ct.lct(tgt, src), _dfl_lct(tgt, src), atol=1e-5)
+    np.testing.assert_allclose(ct.mkl(tgt, src), _dfl_mkl(tgt, src), atol=1e-5)
+
+
+def test_sot_m_zeros_is_deepfacelab_sot_of_the_masked_images(faces, box_mask):
+    tgt, src = faces
+    m = box_mask[..., None]
+    out = ct.sot_m(tgt, src, box_mask, box_mask, rng=np.random.default_rng(4), mask_stats="zeros")
+    ref = _dfl_sot(tgt * m, src * m, np.random.default_rng(4), steps=10, batch_size=30)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,base", [("idt-m", "idt"), ("mix-m", "mix-m")])
+def test_other_masked_zeros_transfers_take_the_masked_images(faces, box_mask, name, base):
+    """DeepFaceLab's merge calls idt and mix on ``image * mask``: the zeros variant is exactly that call."""
+    tgt, src = faces
+    m = box_mask[..., None]
+    out = COLOR_TRANSFERS.create(name, tgt, src, box_mask, box_mask, rng=np.random.default_rng(6),
+                                 mask_stats="zeros")
+    ref = COLOR_TRANSFERS.create(base, tgt * m, src * m, rng=np.random.default_rng(6))
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_mask_stats_is_checked(faces):
+    tgt, src = faces
+    with pytest.raises(ValueError, match="mask_stats"):
+        color_transfer("rct", tgt, src, mask_stats="outside")
+
+
+def test_rct_zeros_with_an_empty_mask_uses_whole_images(faces):
+    tgt, src = faces
+    empty = np.zeros(tgt.shape[:2], np.float32)
+    np.testing.assert_allclose(ct.rct(tgt, src, empty, empty, mask_stats="zeros"), ct.rct(tgt, src), atol=1e-6)

@@ -20,6 +20,8 @@ from facelab.merge.predict import IdentityPredictor  # noqa: E402
 from facelab.merge.stage import merge_frames  # noqa: E402
 from facelab.workspace import read_image, write_image  # noqa: E402
 
+pytestmark = pytest.mark.fault
+
 BAD = ("000002_0.jpg", "000003_0.jpg", "000004_0.jpg", "000005_0.jpg")
 
 

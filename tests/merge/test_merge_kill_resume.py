@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
+from killing import files_at_least, kill_when, leftovers, start_forked
 
 sys.path.insert(0, str(Path(__file__).parent))
 from merge_testkit import detect_landmarks, make_clip  # noqa: E402
@@ -20,7 +19,8 @@ from merge_testkit import detect_landmarks, make_clip  # noqa: E402
 from facelab.cli.root import cli  # noqa: E402
 from facelab.workspace import Workspace  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.fault
+
 TINY = {"resolution": 32, "ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 8, "archi": "df"}
 FRAMES = 8
 
@@ -45,17 +45,8 @@ def test_killed_merge_resumes_to_the_same_bytes(tmp_path, astronaut):
         shutil.copytree(base.root, ws.root)
     args = ["merge", "--device", "cpu", "--workers", "0", "--batch", "1"]
     at = random.Random(11).randint(1, FRAMES // 2)
-    proc = subprocess.Popen([sys.executable, "main.py", *args, "-w", str(killed.root)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        if killed.merged.is_dir() and len(list(killed.merged.glob("0*.png"))) >= at:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    proc = start_forked([*args, "-w", str(killed.root)])
+    assert kill_when(proc, files_at_least(killed.merged, "0*.png", at)) == -signal.SIGKILL
     assert len(list(killed.merged.glob("0*.png"))) < FRAMES
     for ws in (killed, clean):
         res = CliRunner().invoke(cli, [*args, "-w", str(ws.root)], obj={})
@@ -63,3 +54,4 @@ def test_killed_merge_resumes_to_the_same_bytes(tmp_path, astronaut):
     out = _outputs(clean)
     assert len(out) == 2 * FRAMES
     assert _outputs(killed) == out
+    assert leftovers(killed.root) == []

@@ -149,17 +149,6 @@ def test_hist_match_moves_histograms_toward_the_template(astronaut, grace_hopper
     assert lower.mean() < out.mean()
 
 
-def test_box_sharpen_matches_kernel_reference(astronaut):
-    img = astronaut[:64, :64].astype(np.float32) / 255.0
-    delta = np.zeros((3, 3), np.float32)
-    delta[1, 1] = 1
-    kernel = delta + (delta - np.full((3, 3), 1 / 9, np.float32)) * (40 / 50)
-    ref = np.clip(cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT), 0, 1)
-    np.testing.assert_allclose(filters.blur_sharpen(img, "box", 40), ref, atol=1e-5)
-    blurred = filters.blur_sharpen(img, "box", -20)
-    np.testing.assert_allclose(blurred, cv2.medianBlur(cv2.medianBlur(img, 5), 5), atol=1e-6)
-
-
 def test_motion_blur_spreads_along_the_motion_only():
     img = np.zeros((41, 41, 3), np.float32)
     img[20, 20] = 1.0
@@ -178,9 +167,7 @@ def test_frame_degrades():
     assert filters.color_degrade(img, 0) is img and filters.bicubic_degrade(img, 0) is img
     soft = filters.bicubic_degrade(img, 80)
     assert soft.shape == img.shape and np.abs(np.diff(soft, axis=1)).mean() < np.abs(np.diff(img, axis=1)).mean()
-    np.testing.assert_allclose(filters.denoise(img, 100), cv2.medianBlur(img, 5), atol=1e-6)
-    half = filters.denoise(img, 50)
-    np.testing.assert_allclose(half, 0.5 * img + 0.5 * cv2.medianBlur(img, 5), atol=1e-6)
+    assert filters.denoise(img, 0) is img  # denoise against DeepFaceLab's loop: test_merge_reference.py
 
 
 def test_shift_lab_stats_moves_mean_and_std_to_the_target(astronaut):

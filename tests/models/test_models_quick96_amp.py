@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from facelab.errors import FacelabError
 from facelab.models import arch_class, create_model, describe
 from facelab.models.amp import AMPArch, morph_masks, swap_channel_mask
+from facelab.models.base import Critic
 from facelab.models.batch import Batch
-from facelab.models.quick96 import Quick96Arch
+from facelab.models.quick96 import Quick96Arch, quick96_side_loss
+from facelab.models.saehd.losses import blurred_mask, dssim
+from facelab.train.augment import random_affine
 from facelab.train.distributed import SINGLE
+from facelab.train.loader import spec_from_options
 from facelab.train.loop import Run, resolved_options, run_step
 from facelab.train.optim import RMSprop
 from facelab.train.options import TrainOptions
@@ -88,8 +94,9 @@ def test_amp_trains_with_gan():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = train_step(trainee, random_batch(32), opts.knobs(), opts.clipgrad, opts.mixed_precision)
     assert result.finite and {"src_loss", "dst_loss", "G_loss", "D_gan_loss"} <= set(result.losses)
-    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
-    assert len(changed) == len(before)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    inters = {k for k in before if k.startswith(("inter_src.", "inter_dst."))}
+    assert inters and changed == set(before) - inters  # DeepFaceLab's AMP optimises encoder and decoder only
     out = model.preview(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
     assert out["src_dst"].shape == (2, 3, 32, 32) and out["src_dst_mask"].shape == (2, 1, 32, 32)
 
@@ -117,3 +124,66 @@ def test_amp_defaults_validation_and_describe():
             create_model("amp", TINY | bad)
     info = describe(create_model("amp", TINY | {"inter_dims": 32}), TrainOptions().knobs(), batch_size=2)
     assert info["model"] == "amp" and info["parameters"] > 0 and info["activations_mb"] > 0
+
+
+def test_amp_gan_runs_on_both_sides_like_deepfacelab():
+    """The AMP GAN terms against a port of DeepFaceLab's: four generator logits (centre and per-pixel, src and
+    dst), the critic's eight cross-entropies times 1/8, on blurred-mask-masked images."""
+    torch.manual_seed(0)
+    model = create_model("amp", TINY | {"inter_dims": 32})
+    knobs = TrainOptions(gan_power=0.3, gan_dims=4).knobs()
+    critic = model.make_critics(knobs, {})["D_gan"]
+    batch = random_batch(32, n=3)
+    p = model(batch.warped_src, batch.warped_dst, knobs)
+    g, d = model._gan_terms(Critic(critic, critic), p, batch, batch.target_src, batch.target_dst, 0.3)
+
+    def ce(logits, label):  # DeepFaceLab's DLossOnes / DLossZeros: mean over all but the batch axis
+        lab = torch.full_like(logits, label)
+        return F.binary_cross_entropy_with_logits(logits, lab, reduction="none").mean(dim=(1, 2, 3))
+
+    m_src, m_dst = blurred_mask(batch.target_src_mask, 32), blurred_mask(batch.target_dst_mask, 32)
+    with torch.no_grad():
+        ps, ps2 = critic(p["src_src"] * m_src)
+        pd, pd2 = critic(p["dst_dst"] * m_dst)
+        ts, ts2 = critic(batch.target_src * m_src)
+        td, td2 = critic(batch.target_dst * m_dst)
+    want_g = 0.3 * (ce(ps, 1) + ce(ps2, 1) + ce(pd, 1) + ce(pd2, 1))
+    want_d = (ce(ts, 1) + ce(ts2, 1) + ce(ps, 0) + ce(ps2, 0) + ce(td, 1) + ce(td2, 1) + ce(pd, 0)
+              + ce(pd2, 0)) / 8
+    assert torch.allclose(g.detach(), want_g.mean(), atol=1e-6)
+    assert torch.allclose(d.detach(), want_d.mean(), atol=1e-6)
+
+
+def test_quick96_loss_uses_a_plain_gaussian_mask_like_deepfacelab():
+    """Port of DeepFaceLab's Quick96 side loss: the mask blurred with sigma max(1, res // 32), not clipped."""
+    g = torch.Generator().manual_seed(4)
+    res = 96
+    mask = torch.zeros(2, 1, res, res)
+    mask[..., 20:76, 24:72] = 1
+    target, pred = torch.rand(2, 3, res, res, generator=g), torch.rand(2, 3, res, res, generator=g)
+    pred_mask = torch.rand(2, 1, res, res, generator=g)
+    sigma = 3.0  # max(1, 96 // 32)
+    size = max(3, int(4 * sigma)) + 1  # 12 -> made odd: 13 taps centred on the middle one
+    x = np.arange(size) - size // 2
+    k = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    k2d = torch.tensor(np.outer(k, k) / np.outer(k, k).sum(), dtype=torch.float32)[None, None]
+    m = F.conv2d(mask, k2d, padding=size // 2)
+    assert 0.0 < float(m[0, 0, 21, 48]) < 0.9  # soft inside the edge (SAEHD's clip x2 would make it ~1)
+    t, p = target * m, pred * m
+    want = 10 * dssim(t, p, 8) + 10 * (t - p).square().mean(dim=(1, 2, 3)) \
+        + 10 * (mask - pred_mask).square().mean(dim=(1, 2, 3))
+    got = quick96_side_loss(target, pred, mask, pred_mask, res)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_quick96_fixes_deepfacelab_augmentation():
+    opts = resolved_options(TrainOptions(batch_size=16, random_warp=False, random_src_flip=True), "quick96")
+    assert (opts.batch_size, opts.random_warp, opts.random_src_flip, opts.random_dst_flip) == (4, True, False, False)
+    spec = spec_from_options(opts)
+    assert spec.batch_size == 4 and spec.src.affine.scale == spec.dst.affine.scale == 0.05
+    assert not spec.src.flip and not spec.dst.flip and spec.src.warp and spec.dst.warp
+    saehd = spec_from_options(resolved_options(TrainOptions(), "saehd"))
+    assert saehd.src.affine.scale == 0.15 and saehd.dst.flip
+    rng = np.random.default_rng(0)
+    scales = [np.sqrt(abs(np.linalg.det(random_affine(rng, 96, spec.src.affine)[:, :2]))) for _ in range(500)]
+    assert 1 / 1.05 - 1e-9 <= min(scales) and max(scales) <= 1.05 + 1e-9 and max(scales) > 1.04

@@ -198,3 +198,21 @@ def test_reinit_inters_touches_only_inters(name, arch, parts):
     for k, v in model.state_dict().items():
         inside = k.split(".")[0] in parts
         assert torch.equal(v, before[k]) != (inside and k.endswith("weight")), k
+
+
+def test_eyes_mouth_term_weights_with_the_batch_mask_as_it_is():
+    """DeepFaceLab's eyes+mouth term, 300 mean |t * em - p * em|, with em straight from the sample (it is already
+    inside the binarised face mask): a soft face mask does not scale it down again."""
+    torch.manual_seed(0)
+    model = create_model("saehd", {"resolution": 32, "archi": "df-ud", **TINY})
+    b = random_batch(32)
+    b.target_src_mask = b.target_src_mask * 0.5  # a soft stored mask
+    knobs_on = TrainOptions(eyes_mouth_prio=True).knobs()
+    knobs_off = TrainOptions(eyes_mouth_prio=False).knobs()
+    with torch.no_grad():
+        p = model(b.warped_src, b.warped_dst, knobs_on)
+        on = model.losses(p, b, knobs_on, {}).terms["src_loss"]
+        off = model.losses(p, b, knobs_off, {}).terms["src_loss"]
+    em = b.target_src_em
+    want = 300 * (b.target_src * em - p["src_src"] * em).abs().mean()
+    assert torch.allclose(on - off, want, rtol=1e-5)

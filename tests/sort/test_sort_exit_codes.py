@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -13,6 +14,8 @@ from test_sort_tools import _face, _write  # noqa: E402
 from facelab.cli.root import cli  # noqa: E402
 from facelab.sort import sort_faces  # noqa: E402
 from facelab.workspace.faces import list_faces  # noqa: E402
+
+pytestmark = pytest.mark.fault
 
 
 def _folder(tmp_path, astronaut) -> Path:

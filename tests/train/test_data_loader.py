@@ -80,8 +80,9 @@ def test_stored_mask_priority(tmp_path, astronaut, landmarks):
     box[64:192, 64:192] = 1.0
     full = np.ones((256, 256), np.float32)
     p1 = write_aligned(tmp_path, astronaut, landmarks[0], "000001", masks=(("xseg", box),))
-    _, mask, _, _ = D.prepare_face(p1, R, "whole_face")
+    _, mask, em, _ = D.prepare_face(p1, R, "whole_face")
     m = mask / 255.0
+    assert em.max() > 0 and em[m == 0].max() == 0  # eyes+mouth kept inside the (binarised) stored mask
     assert m[18:46, 18:46].min() == 1.0 and m[:14].max() == 0.0 and m[:, 50:].max() == 0.0
     assert abs(m.sum() - 32 * 32) < 64  # the 128-px box at 1/4 scale, to within a pixel row of edge blending
     p2 = write_aligned(tmp_path, astronaut, landmarks[0], "000002", masks=(("xseg", box), ("learned", full)))
@@ -139,6 +140,7 @@ def test_batch_contract(sides):
         assert 0.2 < m.mean() < 0.9  # a full-face crop is mostly face
         assert 0.0 < em.mean() < 0.5 * m.mean()
         assert (em * (1 - m)).mean() < 0.01  # eyes and mouth lie inside the face mask
+        assert torch.allclose(em.amax(dim=(1, 2, 3)), torch.ones(3))  # each sample scaled to a peak of 1
         warped, target = getattr(batch, f"warped_{side}"), getattr(batch, f"target_{side}")
         assert (warped - target).abs().mean() > 0.005  # the warp only touches the input
 

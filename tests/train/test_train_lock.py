@@ -1,31 +1,40 @@
 """``train`` locks its model folder: a second run refuses at once (on every rank under torchrun, none left
-waiting), and a run cleans its own leftover temporaries from the model folder."""
+waiting), and a run cleans its own leftover temporaries from the model folder and its preview history."""
 
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from facelab.cli.root import cli
+
+pytestmark = pytest.mark.fault
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\nfrom facelab.utils.lock import folder_lock\n"
         "with folder_lock(sys.argv[1], 'holder'):\n    print('held', flush=True)\n    time.sleep(60)\n")
 RANK = """
 import sys, torch
+from pathlib import Path
 from facelab.errors import FacelabError
 from facelab.train import distributed as dd
 ctx, dev = dd.init_distributed(torch.device("cpu"), timeout_minutes=1)
-try:
-    with dd.main_rank_lock(__import__("pathlib").Path(sys.argv[1]), ctx, dev):
-        print("locked", flush=True)
-except FacelabError as exc:
-    print("refused", exc, flush=True)
+for attempt in (1, 2):
+    if attempt == 2:
+        sys.stdin.readline()  # the test has stopped the holder meanwhile
+    try:
+        with dd.main_rank_lock(Path(sys.argv[1]), ctx, dev):
+            print("locked", flush=True)
+    except FacelabError as exc:
+        print("refused", exc, flush=True)
 dd.shutdown(ctx)
 """
 
@@ -47,28 +56,50 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_ranks(folder: Path) -> list[str]:
+def _two_ranks(folder: Path) -> list[subprocess.Popen]:
+    """Two ranks of one gloo process group, each trying to lock ``folder`` twice (the second time when told to
+    on stdin). Unbuffered pipes, so :func:`_answer` can wait on them with a timeout."""
     port = str(_free_port())
-    procs = [subprocess.Popen([sys.executable, "-c", RANK, str(folder)], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True,
-                              env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                                       MASTER_PORT=port))
-             for r in range(2)]
-    return [p.communicate(timeout=120)[0] for p in procs]
+    return [subprocess.Popen([sys.executable, "-c", RANK, str(folder)], cwd=ROOT, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
+                             env=_env(RANK=str(r), LOCAL_RANK=str(r), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                                      MASTER_PORT=port))
+            for r in range(2)]
+
+
+def _answer(proc: subprocess.Popen, timeout: float = 120.0) -> str:
+    """The next ``locked`` / ``refused ...`` line of a rank (other output skipped); fails when none comes in
+    ``timeout`` seconds, e.g. a rank left waiting."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while (left := deadline - time.monotonic()) > 0 and select.select([proc.stdout], [], [], left)[0]:
+        line = proc.stdout.readline().decode(errors="replace")
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith(("locked", "refused")):
+            return line.strip()
+    raise AssertionError(f"rank {proc.args} gave no answer: {''.join(seen)}")
 
 
 def test_ddp_ranks_all_refuse_a_locked_folder_and_all_lock_a_free_one(tmp_path):
     folder = tmp_path / "model" / "tiny"
     holder = _hold(folder)
+    ranks = _two_ranks(folder)
     try:
-        outs = _two_ranks(folder)
-    finally:
-        holder.kill()
+        held = [_answer(p) for p in ranks]
+        holder.kill()  # the holder is gone: rank 0 takes over, every rank goes on
         holder.wait()
-    assert all(o.strip().splitlines()[-1].startswith("refused") for o in outs), outs
-    assert str(holder.pid) in outs[0]
-    outs = _two_ranks(folder)  # the holder is gone: rank 0 takes over, every rank goes on
-    assert all("locked" in o for o in outs), outs
+        for p in ranks:
+            p.stdin.write(b"go\n")
+        free = [_answer(p) for p in ranks]
+    finally:
+        for p in (holder, *ranks):
+            p.kill()
+            p.wait()
+    assert all(a.startswith("refused") for a in held), held
+    assert str(holder.pid) in held[0]
+    assert free == ["locked", "locked"], free
 
 
 def test_cli_train_into_a_locked_model_folder_exits_1(ws):
@@ -86,9 +117,10 @@ def test_cli_train_into_a_locked_model_folder_exits_1(ws):
 
 def test_cli_train_cleans_its_own_leftovers(ws):
     model = ws.model("tiny")
-    model.mkdir(parents=True)
-    stale = [model / ".tmp-k1ll3d00.pt", model / ".tmp-k1ll3d01.json"]
-    user = [model / "notes.txt", model / ".tmp-mine.pt"]
+    (model / "previews").mkdir(parents=True)
+    stale = [model / ".tmp-k1ll3d00.pt", model / ".tmp-k1ll3d01.json", model / ".tmp-k1ll3d02.png",
+             model / "previews" / ".tmp-k1ll3d03.png"]
+    user = [model / "notes.txt", model / ".tmp-mine.pt", model / "previews" / ".tmp-mine.png"]
     for p in stale + user:
         p.write_bytes(b"half")
     # no faces: the run stops with an error after taking the lock, which is enough to see the cleaning

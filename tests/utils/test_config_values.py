@@ -29,6 +29,8 @@ from facelab.wsol.losses import LossWeights
 from facelab.wsol.models import WsolArch
 from facelab.wsol.trainer import WsolTrainConfig
 
+pytestmark = pytest.mark.fault
+
 CLASSES = [ExtractConfig, TrainOptions, SAEHDArch, Quick96Arch, AMPArch, WarpArch, MergeConfig, MaskLearnConfig,
            WsolTrainConfig, WsolArch, LossWeights, EncodeSettings, EvaluateConfig, DemoConfig]
 

@@ -12,6 +12,8 @@ import pytest
 from facelab.errors import FaceFileError, FacelabError
 from facelab.utils.items import ITEM_ERRORS, ItemErrors, failure_summary, run_items
 
+pytestmark = pytest.mark.fault
+
 
 def _work(x: int) -> int:
     if x == 2:

@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from facelab.errors import FacelabError
 from facelab.utils.lock import LOCK_NAME, clean_temps, folder_lock
 
+pytestmark = pytest.mark.fault
+
 ROOT = Path(__file__).resolve().parents[2]
 HOLD = ("import sys, time\nfrom facelab.utils.lock import folder_lock\n"
         "with folder_lock(sys.argv[1], 'holder'):\n"

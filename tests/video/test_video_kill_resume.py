@@ -3,44 +3,21 @@ disk is one line and a non-zero exit."""
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from killing import files_at_least, kill_when, leftovers, start_forked, tree_bytes
 
 from facelab.cli.root import cli
 from facelab.video.synthetic import make_clip
 
-ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.fault
+
 FRAMES = 60
-
-
-def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def kill_when(proc: subprocess.Popen, folder: Path, pattern: str, count: int, timeout: float = 60.0) -> bool:
-    """SIGKILL ``proc`` once ``folder`` holds ``count`` files matching ``pattern``; True when it was killed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if folder.is_dir() and len(list(folder.glob(pattern))) >= count:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.002)
-    proc.wait()
-    return proc.returncode == -signal.SIGKILL
-
-
-def run_main(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_killed_video_extract_resumes_to_the_same_bytes(tmp_path):
@@ -50,14 +27,16 @@ def test_killed_video_extract_resumes_to_the_same_bytes(tmp_path):
         ws.mkdir()
         shutil.copy(clip, ws / "data_dst.mp4")
     at = random.Random(7).randint(1, FRAMES // 2)
-    proc = run_main(["video", "extract", "data_dst", "-w", str(killed)])
-    assert kill_when(proc, killed / "data_dst", "0*.png", at), proc.stderr.read().decode()
+    proc = start_forked(["video", "extract", "data_dst", "-w", str(killed)])
+    assert kill_when(proc, files_at_least(killed / "data_dst", "0*.png", at)) == -signal.SIGKILL
     assert len(list((killed / "data_dst").glob("0*.png"))) < FRAMES
     for ws in (killed, clean):
         res = CliRunner().invoke(cli, ["video", "extract", "data_dst", "-w", str(ws)], obj={})
         assert res.exit_code == 0, res.output
-    assert folder_bytes(killed / "data_dst") == folder_bytes(clean / "data_dst")
-    assert len(folder_bytes(clean / "data_dst")) == FRAMES  # frames only: no temporaries, no lock file
+    frames = tree_bytes(clean / "data_dst")
+    assert len(frames) == FRAMES  # frames only: no temporaries, no lock file
+    assert tree_bytes(killed / "data_dst") == frames
+    assert leftovers(killed) == []
 
 
 @pytest.fixture
@@ -80,9 +59,11 @@ def test_full_disk_is_one_line_and_a_non_zero_exit(tmp_path, tiny_disk):
     ws = tiny_disk / "ws"
     ws.mkdir()
     shutil.copy(clip, ws / "data_dst.mp4")  # ~40 KiB; its 30 PNG frames do not fit in what is left
-    proc = subprocess.run([sys.executable, "main.py", "video", "extract", "data_dst", "-w", str(ws)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0, proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error")]
-    assert len(errors) == 1, proc.stderr
+    log = tmp_path / "stderr.txt"
+    proc = start_forked(["video", "extract", "data_dst", "-w", str(ws)], log=log)
+    proc.join(120)
+    stderr = log.read_text()
+    assert proc.exitcode not in (0, None), stderr
+    assert "Traceback" not in stderr, stderr
+    errors = [ln for ln in stderr.splitlines() if ln.startswith("Error")]
+    assert len(errors) == 1, stderr

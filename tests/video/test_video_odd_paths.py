@@ -12,6 +12,8 @@ from facelab.cli.root import cli
 from facelab.video import encode_frames, extract_frames, probe
 from facelab.video.synthetic import make_clip
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch) -> Path:

@@ -31,6 +31,8 @@ from facelab.workspace import faces
 from facelab.workspace.faces import FaceMeta, MaskRecord, read_face, read_meta
 from facelab.workspace.images import encode_image
 
+pytestmark = pytest.mark.fault
+
 SEED = 20261204
 SIZE = 64
 BOMB_SIDE = 30000

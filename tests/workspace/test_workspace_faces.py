@@ -104,6 +104,7 @@ def _check_rejected(path: Path) -> str:
     return str(err.value)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
 def test_truncated_files_are_rejected(face, tmp_path, ext):
     data = _written(face, tmp_path, ext)
@@ -114,6 +115,7 @@ def test_truncated_files_are_rejected(face, tmp_path, ext):
         _check_rejected(path)
 
 
+@pytest.mark.fault
 def test_random_bytes_and_foreign_images(tmp_path, astronaut):
     rng = np.random.default_rng(3)
     cases = {
@@ -146,6 +148,7 @@ def _doc(meta: FaceMeta, **changes) -> bytes:
     return zlib.compress(json.dumps(doc).encode())
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
 def test_hostile_metadata_is_rejected(face, tmp_path, ext):
     _, meta = face

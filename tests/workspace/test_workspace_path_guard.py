@@ -16,6 +16,8 @@ from facelab.utils.items import ItemErrors
 from facelab.workspace import FaceMeta, write_face, write_image
 from facelab.workspace.usable import check_usable
 
+pytestmark = pytest.mark.fault
+
 REFUSED = ["/etc/passwd", "../../../outside/000007.png", "data_dst/../../x.png", "../workspace2/data_dst/1.png",
            "C:\\Windows\\x.png", "C:x.png", "\\\\server\\share\\x.png", "", "data_dst/a\x00b.png"]
 

@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "merge"))
 from merge_testkit import make_clip  # noqa: E402
 from test_masks_bad_faces import write_faces  # noqa: E402
 
+pytestmark = pytest.mark.fault
+
 _WATCH: list[list[str]] = []  # the open() paths of the running watch (a hook cannot be removed once added)
 
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 
 from facelab.align.geometry import FACE_TYPE_NAMES, canonical_face_type
 
-_ARCHI_RE = re.compile(r"^(df|liae)(-[udt]+)?$")
+_ARCHI_RE = re.compile(r"^(df|liae)(-[udtc]+)?$")
 
 
 def parse_archi(archi: str) -> tuple[str, frozenset[str]]:
     """Split ``"liae-ud"`` into ``("liae", {"u", "d"})``; raises ValueError on anything else."""
     m = _ARCHI_RE.match(archi)
     if m is None:
-        raise ValueError(f"archi must be df or liae with optional -u/-d/-t letters (e.g. liae-ud), not {archi!r}")
+        raise ValueError(f"archi must be df or liae with optional -u/-d/-t/-c letters (e.g. liae-ud), "
+                         f"not {archi!r}")
     letters = (m.group(2) or "-")[1:]
     if len(set(letters)) != len(letters):
         raise ValueError(f"archi {archi!r} repeats a letter")
@@ -31,7 +32,8 @@ class SAEHDArch:
         "help": "Face type: h, mf, f, wf, head or a DeepFaceLab spelling. Fixed at creation.",
         "choices": FACE_TYPE_NAMES})
     archi: str = field(default="liae-ud", metadata={
-        "help": "SAEHD archi: df or liae with any of -u -d -t, e.g. liae-ud. Fixed at creation."})
+        "help": "SAEHD archi: df or liae with any of -u -d -t -c (c: x*cos(x) activations), e.g. liae-ud. "
+                "Fixed at creation."})
     ae_dims: int = field(default=256, metadata={"help": "Autoencoder dims. Fixed at creation.", "range": (1, 4096)})
     e_dims: int = field(default=64, metadata={"help": "Encoder dims. Fixed at creation.", "range": (1, 1024)})
     d_dims: int = field(default=64, metadata={"help": "Decoder dims. Fixed at creation.", "range": (1, 1024)})
@@ -55,5 +57,5 @@ class SAEHDArch:
 
     @property
     def opts(self) -> frozenset[str]:
-        """The variant letters (subset of ``{"u", "d", "t"}``)."""
+        """The variant letters (subset of ``{"u", "d", "t", "c"}``)."""
         return parse_archi(self.archi)[1]

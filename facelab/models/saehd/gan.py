@@ -74,7 +74,8 @@ class UNetPatchDiscriminator(nn.Module):
 
 
 class CodeDiscriminator(nn.Module):
-    """Latent code (B, in, r, r) -> logits (B, 1, r', r'): 1 + r//8 stride-2 convs of ch*2^i (<= 8 ch) channels."""
+    """Latent code (B, in, r, r) -> logits (B, 1, r', r'): 1 + r//8 stride-2 convs of ch*2^i (<= 8 ch) channels,
+    the first 4x4 (padding 2 on every side, so r' = r/2 + 1 after it), the others 3x3 (padding 1)."""
 
     def __init__(self, in_ch: int, code_res: int, ch: int = 256) -> None:
         super().__init__()
@@ -83,14 +84,12 @@ class CodeDiscriminator(nn.Module):
         for i in range(1 + code_res // 8):
             cur = ch * min(2 ** i, 8)
             k = 4 if i == 0 else 3
-            convs.append(nn.Conv2d(prev, cur, k, stride=2, padding=0))
+            convs.append(nn.Conv2d(prev, cur, k, stride=2, padding=k // 2))  # leras "SAME": symmetric k // 2
             prev = cur
         self.convs = nn.ModuleList(convs)
         self.out_conv = nn.Conv2d(prev, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for conv in self.convs:
-            lo, hi = (1, 2) if conv.kernel_size[0] == 4 else (1, 1)  # "same" padding: output ceil(H / 2)
-            x = F.pad(x, (lo, hi, lo, hi))
             x = F.leaky_relu(conv(x), 0.1)
         return self.out_conv(x)

@@ -194,10 +194,10 @@ class SAEHD(TrainableModel):
                                  knobs.blur_out_mask)
         em = knobs.eyes_mouth_prio
         src = L.reconstruction_loss(t_src, p["src_src"], b.target_src_mask, p["src_src_mask"],
-                                    b.target_src_em * b.target_src_mask if em else None, res, knobs.masked_training,
+                                    b.target_src_em if em else None, res, knobs.masked_training,
                                     knobs.hf_power)
         dst = L.reconstruction_loss(t_dst, p["dst_dst"], b.target_dst_mask, p["dst_dst_mask"],
-                                    b.target_dst_em * b.target_dst_mask if em else None, res, knobs.masked_training,
+                                    b.target_dst_em if em else None, res, knobs.masked_training,
                                     knobs.hf_power)
         src = src + self._style_terms(p, b, t_dst, knobs)
         g = src.mean() + dst.mean()

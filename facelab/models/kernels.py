@@ -1,0 +1,487 @@
+"""CPU convolution kernels chosen by measurement on this machine, like ``cudnn.benchmark`` but kept across runs.
+
+Which kernel runs a convolution fastest depends on its shape, the CPU and the thread count. The candidate paths
+(:data:`PATHS`) compute the same function of the same weights:
+
+- ``direct``: oneDNN's direct convolution on the input as it comes (contiguous or channels-last);
+- ``channels-last``: oneDNN's direct convolution after converting the input to channels-last;
+- ``im2col``: unfold + one GEMM, (B*Ho*Wo, Cin*kh*kw) @ (Cin*kh*kw, Cout), the weight used as it is stored;
+- ``im2col-cl``: the same GEMM over patches gathered channels-last, (B*Ho*Wo, kh*kw*Cin) @ (kh*kw*Cin, Cout):
+  cheaper patches, but the weight is reordered unless it is stored channels-last;
+- ``gemm-1x1``: a 1x1 convolution (stride 1, no padding) as one GEMM over the channels.
+
+:func:`plan_kernels` runs the model once; before a planned convolution runs on an input it has no choice for, a
+forward pre-hook times forward + backward of every candidate on that call (same shapes, layouts and dtype) and
+sets the fastest on the module (:func:`set_kernel_paths`), so later layers are planned for the layouts the earlier
+choices hand them. The module's forward runs :func:`conv2d` with its choice, keyed by :func:`dispatch_key` of the
+input; an input it has no choice for runs the fixed rule (:func:`rule_path`).
+
+Choices are cached in ``kernels.json`` in the user cache (:func:`cache_file`), keyed by CPU model, torch version,
+thread count, dtype and call; the file is JSON, written atomically, and a broken one is ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from facelab.errors import FacelabError
+from facelab.utils.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+DIRECT = "direct"
+CHANNELS_LAST = "channels-last"
+IM2COL = "im2col"
+IM2COL_CL = "im2col-cl"
+GEMM_1X1 = "gemm-1x1"
+PATHS = (DIRECT, CHANNELS_LAST, IM2COL, IM2COL_CL, GEMM_1X1)
+
+TINY_SPATIAL = 16  # the fixed rule: output H*W at or below which a convolution runs as im2col + GEMM
+KERNEL_ATTR = "kernel_paths"  # a planned module's choices: dispatch key -> path
+CACHE_VERSION = 1
+
+DispatchKey = tuple[tuple[int, ...], bool, str]
+
+
+# -- the paths ----------------------------------------------------------------------------------------------------
+def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class _Im2colConv(torch.autograd.Function):
+    """Convolution as one GEMM over channels-last patches: forward (B*Ho*Wo, kh*kw*Cin) @ (kh*kw*Cin, Cout);
+    backward the two GEMMs of the gradients, then the input gradient as kh*kw strided adds (col2im)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride: tuple[int, int], padding: tuple[int, int]) -> torch.Tensor:
+        n, c, h, w = x.shape
+        cout, _, kh, kw = weight.shape
+        (sh, sw), (ph, pw) = stride, padding
+        ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph)).contiguous()  # (B, Hp, Wp, Cin)
+        hp, wp = xp.shape[1], xp.shape[2]
+        cols = xp.as_strided((n, ho, wo, kh, kw, c), (hp * wp * c, sh * wp * c, sw * c, wp * c, c, 1))
+        cols = cols.reshape(n * ho * wo, kh * kw * c)
+        wk = weight.permute(0, 2, 3, 1).reshape(cout, kh * kw * c)  # a view when the weight is channels-last
+        y = cols @ wk.t() if bias is None else torch.addmm(bias, cols, wk.t())
+        ctx.save_for_backward(cols, wk)
+        ctx.geometry = (x.shape, (kh, kw), stride, padding, (ho, wo), (hp, wp))
+        return y.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        cols, wk = ctx.saved_tensors
+        (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), (ho, wo), (hp, wp) = ctx.geometry
+        cout = wk.shape[0]
+        gy2 = gy.permute(0, 2, 3, 1).reshape(n * ho * wo, cout)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[1]:
+            gw = (gy2.t() @ cols).view(cout, kh, kw, c).permute(0, 3, 1, 2)
+        if ctx.needs_input_grad[2]:
+            gb = gy2.sum(0)
+        if ctx.needs_input_grad[0]:
+            gcols = (gy2 @ wk).view(n, ho, wo, kh, kw, c)
+            gxp = gy2.new_zeros(n, hp, wp, c)
+            for i in range(kh):
+                for j in range(kw):
+                    gxp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += gcols[:, :, :, i, j]
+            gx = gxp[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2)
+        return gx, gw, gb, None, None
+
+
+def im2col_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+                  padding: tuple[int, int]) -> torch.Tensor:
+    """Convolution as unfold + one GEMM: (B, Cin, H, W) -> (B, Cout, Ho, Wo) in channels-last memory. The weight
+    is used as it is stored (a view); the patches take a transpose, their gradient a col2im."""
+    n, _, h, w = x.shape
+    cout, _, kh, kw = weight.shape
+    ho, wo = out_size(h, kh, stride[0], padding[0]), out_size(w, kw, stride[1], padding[1])
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (B, Cin*kh*kw, Ho*Wo)
+    cols = cols.transpose(1, 2).reshape(n * ho * wo, -1)
+    wt = weight.reshape(cout, -1).t()
+    y = cols @ wt if bias is None else torch.addmm(bias, cols, wt)
+    return y.view(n, ho, wo, cout).permute(0, 3, 1, 2)
+
+
+def im2col_cl_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+                     padding: tuple[int, int]) -> torch.Tensor:
+    """Convolution as one GEMM over patches gathered channels-last: (B, Cin, H, W) -> (B, Cout, Ho, Wo) in
+    channels-last memory. Each patch row is kh*kw runs of Cin contiguous values (one copy, no transpose; the
+    input gradient is kh*kw strided adds, no col2im); the weight is reordered unless stored channels-last."""
+    return _Im2colConv.apply(x, weight, bias, tuple(stride), tuple(padding))
+
+
+def gemm_conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 1x1 convolution (stride 1, no padding) as one GEMM over the channels, in the input's layout."""
+    w2 = weight.reshape(weight.shape[0], weight.shape[1])
+    if is_channels_last(x):
+        return F.linear(x.permute(0, 2, 3, 1), w2, bias).permute(0, 3, 1, 2)
+    n, c, h, w = x.shape
+    y = torch.matmul(w2, x.reshape(n, c, h * w))
+    if bias is not None:
+        y = y + bias[:, None]
+    return y.view(n, -1, h, w)
+
+
+def conv2d(path: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+           padding: tuple[int, int]) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1) computed by kernel ``path``."""
+    if path == DIRECT:
+        return F.conv2d(x, weight, bias, stride, padding)
+    if path == CHANNELS_LAST:
+        return F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, bias, stride, padding)
+    if path == IM2COL:
+        return im2col_conv2d(x, weight, bias, stride, padding)
+    if path == IM2COL_CL:
+        return im2col_cl_conv2d(x, weight, bias, stride, padding)
+    if path == GEMM_1X1:
+        return gemm_conv1x1(x, weight, bias)
+    raise ValueError(f"unknown convolution path {path!r}; one of {', '.join(PATHS)}")
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """True when ``x`` (B, C, H, W) is laid out channels-last and not also plain contiguous."""
+    return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
+def dispatch_key(x: torch.Tensor) -> DispatchKey:
+    """What a module's choice depends on: the input's shape, layout and dtype."""
+    return tuple(x.shape), is_channels_last(x), str(x.dtype).removeprefix("torch.")
+
+
+# -- one call of a convolution ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvCall:
+    """One convolution as a model calls it: input (B, Cin, H, W), weight (Cout, Cin, kh, kw), and their layouts."""
+
+    input: tuple[int, int, int, int]
+    weight: tuple[int, int, int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    bias: bool = True
+    channels_last: bool = False
+    input_grad: bool = True
+    dtype: str = "float32"
+    weight_channels_last: bool = False
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        return (out_size(self.input[2], self.weight[2], self.stride[0], self.padding[0]),
+                out_size(self.input[3], self.weight[3], self.stride[1], self.padding[1]))
+
+    def flops(self) -> float:
+        """Forward multiply-add FLOPs (2 per MAC)."""
+        ho, wo = self.output_hw
+        cout, cin, kh, kw = self.weight
+        return 2.0 * self.input[0] * ho * wo * cout * cin * kh * kw
+
+    def candidates(self) -> tuple[str, ...]:
+        """The paths that apply: ``gemm-1x1`` only to a 1x1, stride 1, unpadded convolution."""
+        one = self.weight[2:] == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0)
+        return PATHS if one else PATHS[:-1]
+
+    def im2col_bytes(self) -> int:
+        """Size of the im2col matrix."""
+        ho, wo = self.output_hw
+        cout, cin, kh, kw = self.weight
+        return getattr(torch, self.dtype).itemsize * self.input[0] * ho * wo * cin * kh * kw
+
+    def key(self) -> str:
+        """The cache key: ``x16x512x8x8-cl w1024x512x3x3 s1x1 p1x1 bias grad float32``."""
+        dims = lambda t: "x".join(str(v) for v in t)  # noqa: E731
+        return " ".join([f"x{dims(self.input)}{'-cl' if self.channels_last else ''}",
+                         f"w{dims(self.weight)}{'-cl' if self.weight_channels_last else ''}",
+                         f"s{dims(self.stride)}", f"p{dims(self.padding)}", "bias" if self.bias else "nobias",
+                         "grad" if self.input_grad else "nograd", self.dtype])
+
+    def label(self) -> str:
+        """``conv3x3/s1 512->1024 @8x8 b16`` (``cl`` when the input comes channels-last)."""
+        b, c, h, w = self.input
+        k = f"{self.weight[2]}x{self.weight[3]}"
+        return (f"conv{k}/s{self.stride[0]} {c}->{self.weight[0]} @{h}x{w} b{b}"
+                f"{' cl' if self.channels_last else ''}")
+
+    def dispatch(self) -> DispatchKey:
+        return self.input, self.channels_last, self.dtype
+
+
+def rule_path(call: ConvCall) -> str:
+    """The fixed rule used without a plan: im2col + GEMM for outputs of at most ``TINY_SPATIAL`` pixels (oneDNN
+    is slow on 2x2 and 4x4 maps), oneDNN direct otherwise."""
+    ho, wo = call.output_hw
+    return IM2COL if ho * wo <= TINY_SPATIAL else DIRECT
+
+
+# -- module plumbing ----------------------------------------------------------------------------------------------
+def plannable(module: nn.Module) -> bool:
+    """A convolution that dispatches on its kernel choices (it has the attribute; groups 1, dilation 1, zeros)."""
+    return (isinstance(module, nn.Conv2d) and hasattr(module, KERNEL_ATTR) and module.groups == 1
+            and module.dilation == (1, 1) and module.padding_mode == "zeros" and isinstance(module.padding, tuple))
+
+
+def set_kernel_paths(module: nn.Module, paths: Mapping[DispatchKey, str]) -> None:
+    """Give ``module`` its kernel choices (dispatch key -> path); an empty mapping restores the fixed rule."""
+    bad = sorted({p for p in paths.values() if p not in PATHS})
+    if bad:
+        raise ValueError(f"unknown convolution paths {bad}; one of {', '.join(PATHS)}")
+    setattr(module, KERNEL_ATTR, dict(paths))
+
+
+def chosen_path(module: nn.Module, x: torch.Tensor) -> str:
+    """The path ``module`` runs on input ``x``: its choice for ``x``, else the fixed rule."""
+    return getattr(module, KERNEL_ATTR).get(dispatch_key(x)) or rule_path(call_of(module, x))  # type: ignore[arg-type]
+
+
+def call_path(module: nn.Module, call: ConvCall) -> str:
+    """The path ``module`` runs for ``call``: its choice, else the fixed rule."""
+    return getattr(module, KERNEL_ATTR).get(call.dispatch()) or rule_path(call)
+
+
+def clear_kernel_paths(model: nn.Module) -> None:
+    for m in model.modules():
+        if plannable(m):
+            set_kernel_paths(m, {})
+
+
+def call_of(module: nn.Conv2d, x: torch.Tensor) -> ConvCall:
+    return ConvCall(tuple(x.shape), tuple(module.weight.shape), tuple(module.stride), tuple(module.padding),
+                    module.bias is not None, is_channels_last(x), x.requires_grad, dispatch_key(x)[2],
+                    is_channels_last(module.weight))
+
+
+def conv_calls(model: nn.Module, run: Callable[[], object]) -> dict[ConvCall, list[nn.Module]]:
+    """Each distinct call ``run`` makes of a planned convolution of ``model``, with the modules that make it
+    (forward pre-hooks read only the inputs' shapes and layouts)."""
+    calls: dict[ConvCall, list[nn.Module]] = {}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        x = args[0]
+        if x.device.type == "cpu":
+            users = calls.setdefault(call_of(module, x), [])  # type: ignore[arg-type]
+            if not any(u is module for u in users):
+                users.append(module)
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if plannable(m)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+# -- timing -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelSearch:
+    """How candidates are timed (:func:`time_call`): the best of a first run and ``reps`` more runs of forward +
+    backward; a candidate whose first run takes ``give_up`` x the best first run gets no more runs; im2col paths
+    are skipped when their matrix would exceed ``max_im2col_bytes``."""
+
+    reps: int = 2
+    give_up: float = 2.0
+    max_im2col_bytes: int = 1 << 28
+
+
+def _call_tensors(call: ConvCall, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    g = torch.Generator().manual_seed(seed)
+    dtype = getattr(torch, call.dtype)
+    fmt = torch.channels_last if call.channels_last else torch.contiguous_format
+    x = torch.randn(call.input, generator=g).to(dtype).contiguous(memory_format=fmt)
+    fan_in = call.weight[1] * call.weight[2] * call.weight[3]
+    wfmt = torch.channels_last if call.weight_channels_last else torch.contiguous_format
+    w = (torch.randn(call.weight, generator=g) / fan_in ** 0.5).to(dtype).contiguous(memory_format=wfmt)
+    w.requires_grad_()
+    b = torch.zeros(call.weight[0], dtype=dtype).requires_grad_() if call.bias else None
+    return x.requires_grad_(call.input_grad), w, b
+
+
+def _run_once(call: ConvCall, path: str, tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]) -> float:
+    """Seconds of one forward + backward of ``call`` by ``path``."""
+    x, w, b = tensors
+    params = [t for t in tensors if t is not None and t.requires_grad]
+    start = time.perf_counter()
+    y = conv2d(path, x, w, b, call.stride, call.padding)
+    grads = torch.autograd.grad(y, params, torch.ones_like(y))
+    del y, grads
+    return time.perf_counter() - start
+
+
+def time_call(call: ConvCall, search: KernelSearch = KernelSearch(), paths: tuple[str, ...] | None = None
+              ) -> dict[str, float]:
+    """Best seconds of forward + backward of each candidate path of ``call`` (or of ``paths``), with the threads
+    as set. The paths take turns, so a burst of other load on the machine slows them alike: one run each, then
+    ``search.reps`` more rounds of those not ``search.give_up`` x slower than the best. im2col paths are left out
+    when their matrix would exceed ``search.max_im2col_bytes``."""
+    big = call.im2col_bytes() > search.max_im2col_bytes
+    todo = [p for p in (paths or call.candidates()) if not (big and p in (IM2COL, IM2COL_CL))]
+    tensors = _call_tensors(call)
+    seconds = {p: _run_once(call, p, tensors) for p in todo}
+    alive = [p for p in todo if seconds[p] <= search.give_up * min(seconds.values())]
+    for _ in range(search.reps):
+        for p in alive:
+            seconds[p] = min(seconds[p], _run_once(call, p, tensors))
+    return seconds
+
+
+def time_path(call: ConvCall, path: str, search: KernelSearch = KernelSearch()) -> float:
+    """Best seconds of forward + backward of ``call`` by ``path`` (a first run and ``search.reps`` more)."""
+    return time_call(call, search, (path,))[path]
+
+
+def fastest(seconds: Mapping[str, float]) -> str:
+    """The path with the least time (ties: the first in :data:`PATHS` order)."""
+    return min(sorted(seconds, key=PATHS.index), key=lambda p: seconds[p])
+
+
+# -- the cache ----------------------------------------------------------------------------------------------------
+def cache_file(root: str | os.PathLike | None = None) -> Path:
+    """``<root>/kernels.json``; by default in ``$FACELAB_CACHE``, else ``$XDG_CACHE_HOME/facelab``, else
+    ``~/.cache/facelab``."""
+    if root is None:
+        env = os.environ.get("FACELAB_CACHE")
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = Path(env) if env else (Path(xdg) if xdg else Path.home() / ".cache") / "facelab"
+    return Path(root) / "kernels.json"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def machine_key(threads: int | None = None) -> str:
+    """What the timings hold for: CPU model, torch version, thread count."""
+    n = torch.get_num_threads() if threads is None else threads
+    return f"{cpu_model()} | torch {torch.__version__} | {n} threads"
+
+
+def read_cache(path: Path) -> dict[str, dict[str, str]]:
+    """Machine key -> call key -> path from ``path``; empty when there is no file, and (with a warning) when the
+    file is not a kernel cache this version understands. Unknown paths are dropped."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        log.warning("ignoring the kernel cache %s: %s", path, exc)
+        return {}
+    machines = data.get("machines") if isinstance(data, dict) and data.get("version") == CACHE_VERSION else None
+    if not isinstance(machines, dict):
+        log.warning("ignoring the kernel cache %s: not a version %d kernel cache", path, CACHE_VERSION)
+        return {}
+    return {str(m): {str(k): v for k, v in calls.items() if v in PATHS}
+            for m, calls in machines.items() if isinstance(calls, dict)}
+
+
+def write_cache(path: Path, machines: Mapping[str, Mapping[str, str]]) -> None:
+    """Write the cache atomically; a failure is logged, never raised (the cache only saves time)."""
+    text = json.dumps({"version": CACHE_VERSION, "machines": machines}, indent=1, sort_keys=True)
+    try:
+        atomic_write_text(path, text + "\n")
+    except FacelabError as exc:
+        log.warning("kernel choices not cached: %s", exc)
+
+
+# -- the plan -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelChoice:
+    """The path chosen for one call, the seconds of each candidate timed (empty when read from the cache), and the
+    number of modules that make the call."""
+
+    call: ConvCall
+    path: str
+    seconds: Mapping[str, float] = field(default_factory=dict)
+    modules: int = 1
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """What :func:`plan_kernels` chose: for the machine key, one choice per distinct call, and the seconds it took
+    (timing and cache included)."""
+
+    machine: str
+    choices: tuple[KernelChoice, ...]
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        """Modules per path."""
+        out: dict[str, int] = {}
+        for c in self.choices:
+            out[c.path] = out.get(c.path, 0) + c.modules
+        return out
+
+    def describe(self) -> str:
+        timed = sum(1 for c in self.choices if c.seconds)
+        paths = ", ".join(f"{p} {n}" for p, n in sorted(self.counts().items()))
+        return (f"{len(self.choices)} convolution calls ({timed} timed in {self.seconds:.1f} s, "
+                f"{len(self.choices) - timed} from the cache): {paths}")
+
+
+def _choose(call: ConvCall, cached: str | None, search: KernelSearch) -> tuple[str, dict[str, float]]:
+    """The cached path of ``call`` when it fits it, else the fastest timed one with the seconds of each."""
+    if cached in call.candidates():
+        return cached, {}  # type: ignore[return-value]
+    with torch.enable_grad():
+        seconds = time_call(call, search)
+    return fastest(seconds), seconds
+
+
+def plan_kernels(model: nn.Module, run: Callable[[], object], cache: Path | None = None,
+                 search: KernelSearch = KernelSearch()) -> KernelPlan:
+    """Choose and set the fastest path of every call ``run`` makes of ``model``'s planned convolutions.
+
+    ``run`` runs the model once (a forward in grad mode is enough). A convolution is planned when it is called
+    with an input it has no choice for, just before it runs, so each choice is made for the layout the earlier
+    choices hand it. Choices found in ``cache`` (a :func:`cache_file`; None: no cache) are used as they are; the
+    others are timed and written back.
+    """
+    start = time.perf_counter()
+    machine = machine_key()
+    known = dict(read_cache(cache).get(machine, {})) if cache is not None else {}
+    clear_kernel_paths(model)
+    chosen: dict[ConvCall, tuple[str, dict[str, float]]] = {}
+    users: dict[ConvCall, dict[int, None]] = {}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        x = args[0]
+        if x.device.type != "cpu":
+            return
+        call = call_of(module, x)  # type: ignore[arg-type]
+        if call not in chosen:
+            chosen[call] = _choose(call, known.get(call.key()), search)
+            known[call.key()] = chosen[call][0]
+        users.setdefault(call, {})[id(module)] = None
+        set_kernel_paths(module, {**getattr(module, KERNEL_ATTR), call.dispatch(): chosen[call][0]})
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if plannable(m)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    if cache is not None and any(seconds for _, seconds in chosen.values()):
+        latest = read_cache(cache)  # another process may have added its own machine meanwhile
+        write_cache(cache, {**latest, machine: {**latest.get(machine, {}), **known}})
+    choices = tuple(KernelChoice(c, path, seconds, len(users[c])) for c, (path, seconds) in chosen.items())
+    return KernelPlan(machine, choices, time.perf_counter() - start)

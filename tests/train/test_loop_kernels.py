@@ -1,0 +1,64 @@
+"""Training's one hook for CPU kernel choice: it plans on the first batch, caches in the user cache (here the
+session's, see conftest), hands every batch on in order, and does nothing when turned off."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from facelab.models import create_model
+from facelab.models import kernels as K
+from facelab.models.batch import Batch
+from facelab.train.loop import with_kernel_plan
+from facelab.train.options import TrainOptions
+
+TINY = {"ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4}
+
+
+def _batches(n: int, res: int = 32):
+    g = torch.Generator().manual_seed(0)
+    for _ in range(n):
+        img = lambda: torch.rand(2, 3, res, res, generator=g)  # noqa: E731
+        mask = torch.ones(2, 1, res, res)
+        yield Batch(img(), img(), mask, mask, img(), img(), mask, mask)
+
+
+def _run():
+    torch.manual_seed(0)
+    model = create_model("saehd", {"resolution": 32, "archi": "df-ud", **TINY})
+    return SimpleNamespace(model=model, device=torch.device("cpu"))
+
+
+def _planned(model) -> int:
+    return sum(1 for m in model.modules() if K.plannable(m) and getattr(m, K.KERNEL_ATTR))
+
+
+def test_plan_on_the_first_batch_cached_and_every_batch_handed_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    run, want = _run(), list(_batches(3))
+    rng = torch.get_rng_state()
+    got = list(with_kernel_plan(run, iter(_batches(3)), TrainOptions()))
+    assert len(got) == 3 and all(torch.equal(a.warped_src, b.warped_src) for a, b in zip(got, want, strict=True))
+    assert torch.equal(torch.get_rng_state(), rng)  # training's random stream untouched
+    assert _planned(run.model) == sum(1 for m in run.model.modules() if K.plannable(m))
+    machines = json.loads((tmp_path / "kernels.json").read_text())["machines"]
+    assert list(machines) == [K.machine_key()] and machines[K.machine_key()]
+
+
+def test_off_or_not_cpu_leaves_batches_and_kernels_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    run = _run()
+    batches = iter(_batches(2))
+    assert with_kernel_plan(run, batches, TrainOptions(kernel_choice=False)) is batches
+    gpu = SimpleNamespace(model=run.model, device=torch.device("meta"))
+    assert with_kernel_plan(gpu, batches, TrainOptions()) is batches
+    assert _planned(run.model) == 0 and not os.listdir(tmp_path)
+
+
+def test_the_session_cache_is_not_the_users():
+    home_cache = Path.home() / ".cache" / "facelab"
+    assert K.cache_file().parent != home_cache
