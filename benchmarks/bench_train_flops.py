@@ -6,11 +6,12 @@ of the kernels the model could use for its own layers (GEMM, direct convolution 
 CPU: full SAEHD (liae-ud defaults) at res 64, batch 8, fp32; 2 threads and 1 thread.
 CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and cuDNN convolution.
 
-    python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--channels-last]
-                                           [--no-kernel-choice] [--layers] [--candidates]
+    python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--layers]
+                                           [--channels-last | --no-channels-last] [--no-kernel-choice] [--candidates]
 
-On CPU the model first chooses each convolution's kernel by timing the candidates in this run with these threads
-(``facelab/models/kernels.py``, no cache), as training does; ``--no-kernel-choice`` keeps the fixed rule. Each row
+On CPU the model is set up as ``train`` sets it up: convolution weights in channels-last memory
+(``--no-channels-last``: contiguous), and each convolution's kernel chosen by timing the candidates in this run
+with these threads (``facelab/models/kernels.py``, no cache; ``--no-kernel-choice``: the fixed rule). Each row
 is followed by the kernel each convolution got; ``--layers`` adds a table per row: each convolution call, its path,
 its share of the step time and its rate over the ceiling (its forward + backward timed alone), and the rest of the
 step (dense layers, element-wise work, losses, optimizer).
@@ -33,6 +34,7 @@ set_openmp_defaults()
 
 import argparse  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
@@ -103,34 +105,57 @@ def layer_table(model: torch.nn.Module, step, step_sec: float, ceiling: float, r
     return rows
 
 
-def measure(threads: int | None, device: torch.device, quick: bool, res: int, batch: int,
-            channels_last: bool, archi: str = "liae-ud", kernel_choice: bool = True,
-            layers: bool = False) -> dict[str, Any]:
-    """Training FLOP rate over the true ceiling with ``threads`` CPU threads.
+@dataclass(frozen=True)
+class Setup:
+    """What a row measures: the model and batch, and training's CPU options (same defaults as ``train``).
 
-    The ceiling is the best rate of the kernels the model could use for its own layers (``ceiling.py``), timed
-    before and after the training steps so both see the same machine load; the ratio uses the best rate of each
-    candidate and the best iteration time. A ratio above 1 raises: the ceiling would not be one. With
-    ``kernel_choice`` (CPU) each convolution first gets its fastest kernel, timed here.
-    """
-    if threads is not None:
-        torch.set_num_threads(threads)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    ``kernel_choice``: each convolution first gets its fastest kernel, timed in this run (no cache);
+    ``channels_last``: the convolution weights in channels-last memory on CPU; ``channels_last_batch``: the batch
+    too, and the model on any device; ``layers``: the per-layer table."""
+
+    resolution: int = 64
+    batch: int = 8
+    archi: str = "liae-ud"
+    kernel_choice: bool = TrainOptions.kernel_choice
+    channels_last: bool = TrainOptions.channels_last
+    channels_last_batch: bool = False
+    layers: bool = False
+
+    def layout(self, device: torch.device) -> str:
+        weights = self.channels_last_batch or (self.channels_last and device.type == "cpu")
+        return "channels-last batch and weights" if self.channels_last_batch else (
+            "channels-last weights" if weights else "contiguous")
+
+
+def build(setup: Setup, device: torch.device):
+    """The model (in the layout ``train`` would give it), its training step on a fixed batch, and its forward."""
     torch.manual_seed(0)
-    model = create_model("saehd", {"resolution": res, "archi": archi}, device)
-    if channels_last:
+    model = create_model("saehd", {"resolution": setup.resolution, "archi": setup.archi}, device)
+    if setup.layout(device) != "contiguous":
         model = model.to(memory_format=torch.channels_last)
-    opts = TrainOptions(batch_size=batch, mixed_precision=device.type == "cuda")
+    opts = TrainOptions(batch_size=setup.batch, mixed_precision=device.type == "cuda")
     trainee = new_trainee(model, opts)
     knobs = opts.knobs()
-    data = make_batch(res, batch, device, channels_last)
+    data = make_batch(setup.resolution, setup.batch, device, setup.channels_last_batch)
 
     def step() -> None:
         train_step(trainee, data, knobs, opts.clipgrad, opts.mixed_precision)
 
-    plan = None
-    if kernel_choice and device.type == "cpu":
-        plan = plan_kernels(model, lambda: model(data.warped_src, data.warped_dst, knobs))
+    return model, step, lambda: model(data.warped_src, data.warped_dst, knobs)
+
+
+def measure(threads: int | None, device: torch.device, quick: bool, setup: Setup = Setup()) -> dict[str, Any]:
+    """Training FLOP rate over the true ceiling with ``threads`` CPU threads.
+
+    The ceiling is the best rate of the kernels the model could use for its own layers (``ceiling.py``), timed
+    before and after the training steps so both see the same machine load; the ratio uses the best rate of each
+    candidate and the best iteration time. A ratio above 1 raises: the ceiling would not be one.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model, step, forward = build(setup, device)
+    plan = plan_kernels(model, forward) if setup.kernel_choice and device.type == "cpu" else None
     shapes = layer_shapes(model, step)  # also the warm-up: allocations, kernel choice
     with FlopCounterMode(display=False) as counter:
         step()
@@ -144,9 +169,9 @@ def measure(threads: int | None, device: torch.device, quick: bool, res: int, ba
     value = flops / best_sec / top.flops_per_s
     tag = f"{threads}threads" if device.type == "cpu" else "bf16"
     chosen = f"kernels chosen in {plan.seconds:.0f} s" if plan is not None else "fixed kernel rule"
-    detail = (f"saehd {archi} res {res} batch {batch}: {flops / 1e12:.3f} TFLOP/iter, {best_sec:.2f} s/iter, "
-              f"{flops / best_sec / 1e9:.1f} GFLOP/s; ceiling {top.describe()}"
-              f"{' channels_last' if channels_last else ''}; {chosen}")
+    detail = (f"saehd {setup.archi} res {setup.resolution} batch {setup.batch}: {flops / 1e12:.3f} TFLOP/iter, "
+              f"{best_sec:.2f} s/iter, {flops / best_sec / 1e9:.1f} GFLOP/s; ceiling {top.describe()}; "
+              f"{setup.layout(device)}, {chosen}")
     if value > 1.0:
         raise RuntimeError(f"training rate above its ceiling ({value:.3f}): a faster kernel than those measured "
                            f"exists; {detail}")
@@ -159,20 +184,18 @@ def measure(threads: int | None, device: torch.device, quick: bool, res: int, ba
         "device": device_name(device),
         "candidates": [r.describe() for r in sorted(rates, key=lambda r: -r.flops_per_s)],
         "kernels": kernel_lines(model, step) if device.type == "cpu" else [],
-        "layers": layer_table(model, step, best_sec, top.flops_per_s, 5) if layers else [],
+        "layers": layer_table(model, step, best_sec, top.flops_per_s, 5) if setup.layers else [],
     }
 
 
-def run(quick: bool = False, resolution: int = 64, batch: int = 8, channels_last: bool = False,
-        archi: str = "liae-ud", kernel_choice: bool = True, layers: bool = False) -> list[dict]:
+def run(quick: bool = False, setup: Setup = Setup()) -> list[dict]:
     """Ratios on CUDA when present, else on the CPU with 2 threads and with 1 thread."""
     if torch.cuda.is_available():
-        return [measure(None, torch.device("cuda"), quick, resolution, batch, channels_last, archi)]
+        return [measure(None, torch.device("cuda"), quick, setup)]
     keep_freed_memory()
     saved = torch.get_num_threads()
     try:
-        return [measure(t, torch.device("cpu"), quick, resolution, batch, channels_last, archi, kernel_choice,
-                        layers) for t in (2, 1)]
+        return [measure(t, torch.device("cpu"), quick, setup) for t in (2, 1)]
     finally:
         torch.set_num_threads(saved)
 
@@ -191,14 +214,19 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--archi", default="liae-ud", help="SAEHD archi (default: the default liae-ud)")
-    parser.add_argument("--channels-last", action="store_true", help="model and batch in channels-last layout")
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument("--channels-last", action="store_true",
+                        help="the batch in channels-last layout too (and the model on CUDA)")
+    layout.add_argument("--no-channels-last", action="store_true",
+                        help="contiguous convolution weights (train --no-channels-last)")
     parser.add_argument("--no-kernel-choice", action="store_true",
-                        help="keep the fixed kernel rule instead of timing each convolution's kernels first")
+                        help="keep the fixed kernel rule instead of timing each convolution's kernels first "
+                             "(train --no-kernel-choice)")
     parser.add_argument("--layers", action="store_true", help="also print the per-layer table of each row")
     parser.add_argument("--candidates", action="store_true", help="also list every ceiling candidate's rate")
     args = parser.parse_args()
-    rows = run(args.quick, args.resolution, args.batch, args.channels_last, args.archi, not args.no_kernel_choice,
-               args.layers)
+    rows = run(args.quick, Setup(args.resolution, args.batch, args.archi, not args.no_kernel_choice,
+                                 not args.no_channels_last, args.channels_last, args.layers))
     print_rows(rows)
     for row in rows:
         if row["kernels"]:

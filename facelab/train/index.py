@@ -28,13 +28,20 @@ from facelab.workspace.holdout import held_out_paths
 log = logging.getLogger(__name__)
 
 
+def spread(paths: list[Path], n: int) -> list[Path]:
+    """``n`` of ``paths`` spread evenly from first to last (repeats when fewer; none when ``paths`` is empty)."""
+    if not paths:
+        return []
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, n).round().astype(int)]
+
+
 def preview_grid(model: WarpModel, src_dir: Path, dst_dir: Path, held: set[str], n: int = 4) -> np.ndarray:
     """[src, src->src, dst, dst->dst, src->dst] for ``n`` source faces (held-out ones first: the index never saw
     them) and ``n`` destination faces; dst->dst is the destination itself (there is nothing to reconstruct)."""
     from facelab.models.warp import read_source_faces
 
     srcs = [p for p in list_faces(src_dir) if str(p) in held] or list_faces(src_dir)
-    pick = lambda paths: [paths[i] for i in np.linspace(0, len(paths) - 1, n).round().astype(int)]  # noqa: E731
+    pick = lambda paths: spread(paths, n)  # noqa: E731
     src_faces, _ = read_source_faces(pick(srcs), model.resolution, model.face_type)
     dst_faces, _ = read_source_faces(pick(list_faces(dst_dir)), model.resolution, model.face_type)
     if not src_faces or not dst_faces:

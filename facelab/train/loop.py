@@ -540,6 +540,8 @@ def train(workspace: Workspace | Path | str, model_name: str | None, model_type:
     if on_ready is not None:
         on_ready(run.model, run)
     run.model.train()
+    if opts.channels_last and device.type == "cpu":
+        run.model.to(memory_format=torch.channels_last)  # in place, before DDP sees the parameters
     run.trainee = make_trainee(run)
     pretrain = apply_fixed(opts, getattr(type(run.model), "fixed_options", {}))[0].pretrain
     faces = training_dirs(src_dir or ws.aligned("src"), dst_dir or ws.aligned("dst"), pretraining_dir, pretrain)

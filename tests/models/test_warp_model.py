@@ -131,3 +131,19 @@ def test_merge_swaps_every_frame_with_the_index(ws, astronaut, astro_lm, aligned
     x1, y1 = eyes.max(0).astype(int)
     assert np.abs(merged[y0:y1, x0:x1].astype(float) - frame[y0:y1, x0:x1]).mean() > 10  # eyes replaced
     assert np.array_equal(merged[:20], frame[:20])  # far from the face nothing changes
+
+
+def test_index_without_destination_faces_is_a_one_line_error(tmp_path, aligned_faceset):
+    src, _ = aligned_faceset
+    empty = tmp_path / "no_dst"
+    empty.mkdir()
+    with pytest.raises(FacelabError, match="no readable faces"):
+        _index(tmp_path, (src, empty))
+
+
+def test_spread_picks_evenly_and_nothing_from_nothing():
+    from facelab.train.index import spread
+
+    assert spread([], 4) == []
+    assert spread([Path("a")], 3) == [Path("a")] * 3
+    assert spread([Path(c) for c in "abcdefg"], 4) == [Path(c) for c in "aceg"]

@@ -62,3 +62,29 @@ def test_off_or_not_cpu_leaves_batches_and_kernels_alone(tmp_path, monkeypatch):
 def test_the_session_cache_is_not_the_users():
     home_cache = Path.home() / ".cache" / "facelab"
     assert K.cache_file().parent != home_cache
+
+
+def _conv_weights(state: dict) -> list[torch.Tensor]:
+    """The conv weights whose two layouts differ (k x k with k > 1)."""
+    return [v for k, v in state.items() if k.endswith("weight") and v.dim() == 4 and v.shape[-1] > 1]
+
+
+def test_training_on_cpu_keeps_weights_channels_last_and_plans_once(tmp_path, aligned_faceset, monkeypatch):
+    from facelab.models.store import load_model
+    from facelab.train import checkpoint as ck
+    from facelab.train.loop import train
+    from facelab.workspace import Workspace
+
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path / "cache"))
+    arch = {"resolution": 32, "archi": "df-ud", **TINY}
+    src, dst = aligned_faceset
+    for name, on in (("cl", True), ("plain", False)):
+        opts = TrainOptions(batch_size=2, workers=0, autosave_minutes=0.0, target_iter=2, channels_last=on,
+                            kernel_choice=on)
+        train(Workspace(tmp_path / "ws"), name, "saehd", arch, opts, torch.device("cpu"), src_dir=src, dst_dir=dst,
+              preview=False)
+        weights = _conv_weights(ck.read_checkpoint(tmp_path / "ws" / "model" / name / "ckpt_last.pt")["model"])
+        assert weights and all(K.is_channels_last(w) == on for w in weights)
+        assert (tmp_path / "cache" / "kernels.json").is_file()  # written by the first run only
+        model = load_model(tmp_path / "ws" / "model" / name, "cpu")  # either layout loads into a fresh model
+        assert all(w.is_contiguous() for w in _conv_weights(model.state_dict()))

@@ -75,7 +75,7 @@ def test_killed_train_resumes_to_the_same_checkpoint(tmp_path, aligned_faceset):
         for side, faces in zip(("src", "dst"), aligned_faceset, strict=True):
             shutil.copytree(faces, ws.aligned(side), dirs_exist_ok=True)
     rng = random.Random(17)
-    after, delay = rng.randint(1, TARGET // 2), rng.uniform(0.0, 0.25)
+    after, delay = rng.randint(1, TARGET // 2), rng.uniform(0.0, 0.05)
     model = Workspace(killed).model("tiny")
 
     def saved() -> bool:
@@ -84,7 +84,8 @@ def test_killed_train_resumes_to_the_same_checkpoint(tmp_path, aligned_faceset):
     proc = start_main([*ARGS, "-w", str(killed)], tmp_path / "killed.log")
     code = kill_when(proc, saved, delay)
     assert code == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
-    assert after <= ck.read_checkpoint(model / ck.LAST_NAME)["iteration"] < TARGET
+    # a kill after the last save (a fast machine) leaves a finished model: the rerun must then change nothing
+    assert after <= ck.read_checkpoint(model / ck.LAST_NAME)["iteration"] <= TARGET
     for root in (killed, clean):
         res = CliRunner().invoke(cli, [*ARGS, "-w", str(root)], obj={})
         assert res.exit_code == 0, res.output
