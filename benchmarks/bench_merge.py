@@ -7,6 +7,12 @@ of that frame), measured in the same run. Target: under 4x for overlay + rct.
 The model is a randomly initialised default-size SAEHD (timing only). Frames come from the sample video when it is
 present (fetched and cached like ``workspace samples``, or from ``$FACELAB_SAMPLES``), else from a clip made of the
 astronaut. ``--device`` is where the model runs (default: the CPU).
+
+Model files (``--model-files`` runs only this part): the cost per face of a face enhancer, the occluder and the face
+parser at merge time (warp onto the template, onnxruntime, warp back), next to the swap model's own cost per face,
+measured in the same run. The real files are used when ``models fetch`` has put them in place (``gfpgan_1.4``,
+``xseg_1``, ``bisenet_resnet_34``, or ``--enhancer NAME|FILE``); otherwise a stand-in of the same signature and
+input size (one 3x3 convolution) measures the overhead around the network only, and the row says so.
 """
 
 from __future__ import annotations
@@ -249,7 +255,71 @@ def bench_seam(root: Path, n: int, device: str) -> list[dict]:
              f"{excess['none']:.2f} (woman's faces on the man's frames)", "device": device}]
 
 
-def run(quick: bool, device_choice: str = "cpu") -> list[dict]:
+def _stand_in(path: Path, kind: str) -> Path:
+    """An ONNX file with the published signature of ``kind`` and one 3x3 convolution: the overhead, not the net."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    size, shape_in, shape_out, c_out = {"enhancer": (512, ["N", 3, 512, 512], ["N", 3, 512, 512], 3),
+                                        "occluder": (256, ["N", 3, 256, 256], ["N", 1, 256, 256], 1),
+                                        "parser": (512, ["N", 3, 512, 512], ["N", 19, 512, 512], 19)}[kind]
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.1, (c_out, 3, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, kind, [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape_in)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape_out)], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _per_face(fn, batch: int, reps: int) -> float:
+    fn()  # warm-up (session set-up, allocations)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / (reps * batch)
+
+
+def bench_model_files(root: Path, predictor, device: str, onnx_device: str, enhancer: str = "gfpgan_1.4",
+                      batch: int = 8, reps: int = 2) -> list[dict]:
+    """Cost per face of the enhancer, occluder and parser on real face crops at the model's resolution."""
+    from skimage import data
+
+    from facelab.masks.onnx_masks import FaceParser, Occluder, open_occluder, open_parser
+    from facelab.merge.enhance import FaceEnhancer, open_enhancer
+
+    image = data.astronaut()
+    lm = landmarks_of(image)
+    r = predictor.resolution
+    mat = face_transform(lm, r, predictor.face_type)
+    crop = cv2.warpAffine(image, mat, (r, r), flags=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+    crops = np.repeat(crop[None], batch, 0)
+    lms = np.repeat(transform_points(lm, mat)[None], batch, 0)
+    model_s = _per_face(lambda: predictor(crops, lms), batch, reps)
+
+    def opened(open_real, name, cls, kind):
+        try:
+            return open_real(name, onnx_device), f"{name} file"
+        except FacelabError:
+            return cls.open(_stand_in(root / f"{kind}.onnx", kind), onnx_device), f"stand-in for {name} (no file)"
+
+    enh, enh_what = opened(open_enhancer, enhancer, FaceEnhancer, "enhancer")
+    occ, occ_what = opened(open_occluder, "xseg_1", Occluder, "occluder")
+    par, par_what = opened(open_parser, "bisenet_resnet_34", FaceParser, "parser")
+    rows = [{"name": "merge_model_ms_per_face", "value": model_s * 1000, "target": None, "unit": "ms/face",
+             "detail": f"swap model at {r} px, batch {batch}", "device": device}]
+    for name, what, fn, size in (
+            ("merge_enhancer_ms_per_face", enh_what, lambda: enh.enhance(crops, lms), enh.size),
+            ("merge_occluder_ms_per_face", occ_what, lambda: occ.masks(crops), occ.size),
+            ("merge_parser_ms_per_face", par_what, lambda: par.masks(crops, ["skin", "nose", "mouth"]), par.size)):
+        sec = _per_face(fn, batch, reps)
+        rows.append({"name": name, "value": sec * 1000, "target": None, "unit": "ms/face",
+                     "detail": f"{what}, {size} px input, batch {batch}; {sec / model_s:.3g}x the swap model's cost "
+                               f"per face", "device": f"{device}, onnxruntime {onnx_device}"})
+    return rows
+
+
+def run(quick: bool, device_choice: str = "cpu", model_files: bool = False, enhancer: str = "gfpgan_1.4"
+        ) -> list[dict]:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     from facelab.models import create_model
@@ -261,7 +331,11 @@ def run(quick: bool, device_choice: str = "cpu") -> list[dict]:
     device = device_name(model_device)
     n = 12 if quick else 72
     with tempfile.TemporaryDirectory(prefix="bench_merge_") as tmp:
-        rows = bench_size(Path(tmp), "360p", (640, 360), n, predictor, device)
+        onnx_device = "cuda" if model_device.type == "cuda" else "cpu"
+        files = bench_model_files(Path(tmp), predictor, device, onnx_device, enhancer, reps=1 if quick else 3)
+        if model_files:
+            return files
+        rows = files + bench_size(Path(tmp), "360p", (640, 360), n, predictor, device)
         rows += bench_size(Path(tmp), "720p", (1280, 720), n, predictor, device)
         rows += bench_seam(Path(tmp), n, device)
     return rows
@@ -271,8 +345,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 frames instead of 72")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu (default), cuda or auto")
+    parser.add_argument("--model-files", action="store_true", help="only the enhancer / occluder / parser costs")
+    parser.add_argument("--enhancer", default="gfpgan_1.4", help="enhancer to time: a catalogue name or .onnx file")
     args = parser.parse_args()
-    print_rows(run(args.quick, args.device))
+    print_rows(run(args.quick, args.device, args.model_files, args.enhancer))
 
 
 if __name__ == "__main__":

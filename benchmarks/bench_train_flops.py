@@ -7,7 +7,8 @@ CPU: full SAEHD (liae-ud defaults) at res 64, batch 8, fp32; 2 threads and 1 thr
 CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and cuDNN convolution.
 
     python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--layers]
-                                           [--channels-last | --no-channels-last] [--no-kernel-choice] [--candidates]
+                                           [--channels-last | --no-channels-last] [--no-kernel-choice] [--no-kernel-check]
+                                           [--candidates]
 
 On CPU the model is set up as ``train`` sets it up: convolution weights in channels-last memory
 (``--no-channels-last``: contiguous), and each convolution's kernel chosen by timing the candidates in this run
@@ -47,6 +48,7 @@ from facelab.models.batch import Batch  # noqa: E402
 from facelab.models.kernels import (  # noqa: E402
     KernelSearch,
     call_path,
+    check_plan,
     conv_calls,
     plan_kernels,
     time_path,
@@ -110,6 +112,7 @@ class Setup:
     """What a row measures: the model and batch, and training's CPU options (same defaults as ``train``).
 
     ``kernel_choice``: each convolution first gets its fastest kernel, timed in this run (no cache);
+    ``kernel_check``: then whole steps with those kernels and with the fixed rule are timed and the faster kept;
     ``channels_last``: the convolution weights in channels-last memory on CPU; ``channels_last_batch``: the batch
     too, and the model on any device; ``layers``: the per-layer table."""
 
@@ -117,6 +120,7 @@ class Setup:
     batch: int = 8
     archi: str = "liae-ud"
     kernel_choice: bool = TrainOptions.kernel_choice
+    kernel_check: bool = TrainOptions.kernel_check
     channels_last: bool = TrainOptions.channels_last
     channels_last_batch: bool = False
     layers: bool = False
@@ -156,6 +160,7 @@ def measure(threads: int | None, device: torch.device, quick: bool, setup: Setup
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model, step, forward = build(setup, device)
     plan = plan_kernels(model, forward) if setup.kernel_choice and device.type == "cpu" else None
+    check = check_plan(model, step) if plan is not None and setup.kernel_check else None
     shapes = layer_shapes(model, step)  # also the warm-up: allocations, kernel choice
     with FlopCounterMode(display=False) as counter:
         step()
@@ -169,6 +174,8 @@ def measure(threads: int | None, device: torch.device, quick: bool, setup: Setup
     value = flops / best_sec / top.flops_per_s
     tag = f"{threads}threads" if device.type == "cpu" else "bf16"
     chosen = f"kernels chosen in {plan.seconds:.0f} s" if plan is not None else "fixed kernel rule"
+    if check is not None:
+        chosen += f" ({check.describe()})"
     detail = (f"saehd {setup.archi} res {setup.resolution} batch {setup.batch}: {flops / 1e12:.3f} TFLOP/iter, "
               f"{best_sec:.2f} s/iter, {flops / best_sec / 1e9:.1f} GFLOP/s; ceiling {top.describe()}; "
               f"{setup.layout(device)}, {chosen}")
@@ -222,11 +229,15 @@ def main() -> None:
     parser.add_argument("--no-kernel-choice", action="store_true",
                         help="keep the fixed kernel rule instead of timing each convolution's kernels first "
                              "(train --no-kernel-choice)")
+    parser.add_argument("--no-kernel-check", action="store_true",
+                        help="keep the chosen kernels without timing whole steps against the fixed rule "
+                             "(train --no-kernel-check)")
     parser.add_argument("--layers", action="store_true", help="also print the per-layer table of each row")
     parser.add_argument("--candidates", action="store_true", help="also list every ceiling candidate's rate")
     args = parser.parse_args()
     rows = run(args.quick, Setup(args.resolution, args.batch, args.archi, not args.no_kernel_choice,
-                                 not args.no_channels_last, args.channels_last, args.layers))
+                                 not args.no_kernel_check, not args.no_channels_last, args.channels_last,
+                                 args.layers))
     print_rows(rows)
     for row in rows:
         if row["kernels"]:

@@ -124,12 +124,14 @@ def faces_group() -> None:
 @click.option("--cols", type=int, default=8, show_default=True)
 @click.option("--max", "max_faces", type=int, default=64, show_default=True, help="Faces shown, 0 = all.")
 @click.option("--thumb", type=int, default=128, show_default=True, help="Tile size in pixels.")
+@click.option("--mark-poor/--no-mark-poor", default=True, show_default=True,
+              help="Doubtful landmark fits first, framed and labelled (!interp, !shape, !fit).")
 @keep_going_option
-def sheet_cmd(folder, out, landmarks, masks, cols, max_faces, thumb, keep_going) -> None:
+def sheet_cmd(folder, out, landmarks, masks, cols, max_faces, thumb, mark_poor, keep_going) -> None:
     """Write a contact-sheet PNG of the faces in FOLDER."""
     errors = ItemErrors()
     path = contact_sheet(folder, out, cols=cols, max_faces=max_faces, thumb=thumb, landmarks=landmarks, masks=masks,
-                         errors=errors)
+                         errors=errors, mark_poor=mark_poor)
     click.echo(f"wrote {path}")
     finish_items("faces sheet", errors.as_tuple(), keep_going)
 

@@ -1,4 +1,5 @@
-"""``mask train|apply|remove``: weakly supervised face masks (landmark hull minus a BAS/SAT occluder map)."""
+"""``mask train|apply|remove``: weakly supervised face masks (landmark hull minus a BAS/SAT occluder map), and
+masks from occluder / face-parser model files."""
 
 from __future__ import annotations
 
@@ -65,18 +66,35 @@ def train_cmd(workspace, side, device, occluded_list, keep_going, **flags) -> No
 @workspace_option
 @_SIDE
 @_METHOD
-@click.option("--name", default="wsol", show_default=True, help="Name of the mask stored in each face file.")
+@click.option("--source", type=click.Choice(["learner", "occluder", "parser"]), default="learner", show_default=True,
+              help="learner: the BAS/SAT learner trained here (--method); occluder / parser: a model file (see "
+                   "`models list`).")
+@click.option("--model", "model_file", default=None,
+              help="Catalogue name or .onnx file for --source occluder|parser [xseg_1 | bisenet_resnet_34].")
+@click.option("--regions", default=None, help="Face-parser regions to keep, comma-separated [skin, brows, eyes, "
+              "glasses, nose, mouth, lips].")
+@click.option("--name", default=None, help="Name of the mask stored in each face file [wsol, occluder or parser].")
 @device_option
 @force_option
 @keep_going_option
-def apply_cmd(workspace, side, method, name, device, force, keep_going) -> None:
-    """Store the learned visible-face mask in every face file of SIDE (pixels untouched)."""
+def apply_cmd(workspace, side, method, source, model_file, regions, name, device, force, keep_going) -> None:
+    """Store a visible-face mask in every face file of SIDE (pixels untouched): the BAS/SAT learner trained with
+    `mask train`, or an occluder / face-parser model file (`models fetch xseg_1`, `models fetch bisenet_resnet_34`)."""
     from facelab.masks.workspace_masks import apply_masks
 
     ws = get_workspace(workspace)
+    name = name or {"learner": "wsol"}.get(source, source)
     with stage_folders("mask apply", ws.aligned(side)), \
             progress(len(list_faces(ws.aligned(side))), f"mask apply {name}", "face") as bar:
-        result = apply_masks(ws, side, method, name, select_device(device or "auto"), force, progress_callback(bar))
+        dev = select_device(device or "auto")
+        if source == "learner":
+            result = apply_masks(ws, side, method, name, dev, force, progress_callback(bar))
+        else:
+            from facelab.masks.onnx_masks import DEFAULT_REGIONS, apply_model_masks
+
+            keep = tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else DEFAULT_REGIONS
+            result = apply_model_masks(ws, side, source, name, model_file, keep, str(dev), force,
+                                       progress_callback(bar))
     failures = result.pop("failures", ())
     echo_summary(f"mask {name!r} on data_{side}/aligned", result)
     finish_items("mask apply", failures, keep_going)

@@ -45,9 +45,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _add_commands() -> None:
     # Explicit imports: every command group is visible here, never discovered.
-    from facelab.cli import demo, evaluate, extract, mask, merge, train, video, workspace_cmd, wsol
+    from facelab.cli import demo, evaluate, extract, mask, merge, models_cmd, studio, train, video, workspace_cmd, wsol
 
-    for module in (workspace_cmd, video, extract, train, merge, mask, wsol, evaluate, demo):
+    for module in (workspace_cmd, video, extract, train, merge, mask, wsol, evaluate, demo, models_cmd, studio):
         for command in module.COMMANDS:
             cli.add_command(command)
 

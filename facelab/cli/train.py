@@ -101,9 +101,11 @@ class _TrainReporter:
               help="Start a new model from this pretrained model (a model folder or checkpoint; same model type, "
                    "its architecture). Ignored when resuming.")
 @click.option("--no-preview", is_flag=True, help="Do not write preview.png / loss.png.")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="Write losses, iteration time and previews to model/<name>/tensorboard/ [on when installed].")
 def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | None, config_file: Path | None,
               src_dir: Path | None, dst_dir: Path | None, pretraining_dir: Path | None, pretrained: Path | None,
-              no_preview: bool, **flags: Any) -> None:
+              no_preview: bool, tensorboard: bool | None, **flags: Any) -> None:
     """Train (or resume) a swap model on data_src/aligned -> data_dst/aligned; Ctrl-C saves and stops.
 
     The same command under `torchrun --nproc_per_node N` trains with DistributedDataParallel.
@@ -124,13 +126,22 @@ def train_cmd(model_type: str, name: str | None, workspace: Path, device: str | 
     if dev.type == "cpu":
         keep_freed_memory()
     reporter = _TrainReporter(opts, quiet=not ctx.is_main)
+    tb = None
+    from facelab.train.tensorboard import open_tensorboard, tee
+
     try:
         with dd.main_rank_lock(ws.model(name or model_type), ctx, dev):
-            result = train(ws, name, model_type, arch, opts, dev, progress=reporter, src_dir=src_dir,
+            if ctx.is_main:
+                tb, hint = open_tensorboard(ws.model(name or model_type), tensorboard)
+                if hint:
+                    click.echo(hint, err=True)
+            result = train(ws, name, model_type, arch, opts, dev, progress=tee(reporter, tb), src_dir=src_dir,
                            dst_dir=dst_dir, preview=not no_preview, ctx=ctx, on_ready=reporter.on_ready,
                            pretraining_dir=pretraining_dir, pretrained=pretrained)
     finally:
         reporter.close()
+        if tb is not None:
+            tb.close()
         dd.shutdown(ctx)
     if ctx.is_main:
         echo_summary("train", {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -66,14 +65,11 @@ def auto_upsample(min_face: int, smallest_native: int = 80, limit: int = 2) -> i
 
 
 def weight_dirs() -> list[Path]:
-    """Folders searched for optional weight files: ``$TORCH_HOME/hub/checkpoints`` then the repository's models/."""
-    torch_home = os.environ.get("TORCH_HOME")
-    if torch_home:
-        hub = Path(torch_home) / "hub" / "checkpoints"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-        hub = Path(xdg) / "torch" / "hub" / "checkpoints"
-    return [hub, REPO_MODELS]
+    """Folders searched for optional weight files: ``$TORCH_HOME/hub/checkpoints``, ``$FACELAB_MODELS`` (where
+    ``models fetch`` puts them) and the repository's models/."""
+    from facelab.weights.catalog import models_dir, torch_hub_dir
+
+    return list(dict.fromkeys([torch_hub_dir(), models_dir(), REPO_MODELS]))
 
 
 def find_weights(filename: str) -> Path | None:
@@ -93,7 +89,8 @@ def require_weights(*filenames: str) -> list[Path]:
     dirs = " or ".join(str(d) for d in weight_dirs())
     raise FacelabError(
         f"missing weight file(s) {', '.join(missing)} (face-alignment needs s3fd-619a316812.pth and "
-        f"2DFAN4-11f355bf06.pth.tar); put them in {dirs}, or use the offline default dlib-hog / dlib68"
+        f"2DFAN4-11f355bf06.pth.tar); run `python main.py models fetch s3fd fan` or put them in {dirs}, "
+        "or use the offline default dlib-hog / dlib68"
     )
 
 

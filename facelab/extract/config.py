@@ -10,6 +10,7 @@ from facelab.utils.config import setting
 from facelab.utils.workers import AUTO, workers_field
 
 FACE_FORMATS = ("jpg", "png")
+SEQUENCES = ("auto", "video", "photos")
 INTERPOLATIONS = ("lanczos4", "cubic", "linear")  # warp of the aligned face; lanczos4 is DeepFaceLab's
 AUTO_MAX_WORKERS = 8  # automatic worker count: one per core, at most this many (each holds its own models)
 
@@ -43,6 +44,12 @@ class ExtractConfig:
     score (clipped to [0, 1]) reaches this value; clothing, logos and other false positives fall below it.
     ``max_residual``: largest RMS misfit (template units, face width ~1) of the 33 alignment landmarks to the
     mean face; ``rotations``: retry 90/270/180 degree turns of frames where nothing was found.
+    ``second_look``: recall at HOG cost (:mod:`facelab.detect.combine`); ``sequence``: how frames relate (a
+    video's frames are tracked, :mod:`facelab.extract.track`); ``max_gap``: a track's missing run of at most this
+    many frames is looked at again and, failing that, its landmarks interpolated (marked ``interpolated``).
+    ``refine``: the first landmark pass runs on the box's region turned by 0 and +-30 degrees, the start whose
+    aligned crop HOG rates most face-like wins, and the model runs again on the upright aligned crop
+    (DeepFaceLab's second pass); off: one pass in the detector box.
     ``interpolation``: resampling of the aligned face (cubic by default; lanczos4, DeepFaceLab's choice, is a
     little sharper and ~4x the cost, which makes it the largest part of the stage's own time).
     ``workers``: automatic = one per core, at most :data:`AUTO_MAX_WORKERS`; one worker runs in the calling
@@ -63,6 +70,12 @@ class ExtractConfig:
     max_residual: float = setting(0.1, "Largest RMS misfit of the alignment landmarks to the mean face (face "
                                        "width ~1).", range=(0, 10))
     rotations: bool = setting(True, "Retry 90/270/180 degree turns when none found.")
+    second_look: bool = setting(True, "With dlib-hog, dlib's CNN looks again: on a reduced copy of photos, in the "
+                                      "region where a video track lost its face.")
+    sequence: str = setting("auto", "video: track faces over frames and fill short gaps; photos: each frame alone; "
+                                    "auto: video when every frame name is a number.", choices=SEQUENCES)
+    max_gap: int = setting(5, "Longest run of frames a track may miss and still be filled.", range=(0, 1000))
+    refine: bool = setting(True, "Landmarks from three rolled starts, then a second pass on the upright crop.")
     debug: bool = setting(False, "Write aligned_debug/ frames with boxes and landmarks.")
     smooth: bool = setting(False, "Smooth landmarks over frames of single-face runs.")
     smooth_method: str = setting("savgol", "Landmark smoothing method.", choices=SMOOTH_METHODS)
@@ -86,6 +99,10 @@ class ExtractConfig:
             raise ValueError("max_faces and min_face must be >= 0")
         if self.workers < AUTO:
             raise ValueError(f"workers must be >= -1 (-1 = automatic, 0 = in this process), got {self.workers}")
+        if self.sequence not in SEQUENCES:
+            raise ValueError(f"sequence must be one of {SEQUENCES}, got {self.sequence!r}")
+        if self.max_gap < 0:
+            raise ValueError("max_gap must be >= 0")
         if self.smooth_method not in SMOOTH_METHODS:
             raise ValueError(f"smooth_method must be one of {SMOOTH_METHODS}, got {self.smooth_method!r}")
         if self.smooth_window < 3:

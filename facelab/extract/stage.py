@@ -19,6 +19,7 @@ from facelab.align.smooth import smooth_landmarks
 from facelab.errors import FacelabError
 from facelab.extract.config import AUTO_MAX_WORKERS, ExtractConfig
 from facelab.extract.frame import FaceFinder, FrameFaces, reference_embedding
+from facelab.extract.sequence import CHUNK_FRAMES, VideoTracker, face_indices, is_video
 from facelab.extract.state import load_state, save_state, scan_faces
 from facelab.extract.writer import write_debug, write_faces
 from facelab.utils.items import ITEM_ERRORS, ItemErrors, item_message
@@ -45,6 +46,9 @@ class ExtractResult:
     rejected: int  # detections dropped by the checks
     seconds: float
     error_files: tuple[str, ...] = ()  # "frame: why" of every frame that failed
+    found_again: int = 0  # video: faces a track lost and a second look found
+    interpolated: int = 0  # video: faces filled in by interpolating a track's landmarks across a short gap
+    tracks: int = 0  # video: face tracks
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -87,12 +91,13 @@ class _Job:
     write: bool
     aligned_dir: Path
     debug_dir: Path | None
+    second_look: bool = False  # a photo: dlib's CNN also looks at a reduced copy
 
 
 def _process(finder: FaceFinder, job: _Job) -> FrameOutcome:
     try:
         image = read_image(job.path)
-        found = finder.find(image)
+        found = finder.find(image, job.second_look)
         rejected = sum(found.rejected.values())
         if not job.write:
             return FrameOutcome(job.source_frame, 0, found, rejected=rejected)
@@ -202,8 +207,9 @@ def _retire_old_faces(existing: dict[str, list[Path]], frames: set[str], aligned
             shutil.move(str(p), str(dest))
 
 
-def _plan(frames_dir: Path, aligned_dir: Path, root: Path, force: bool) -> tuple[list[Path], list[Path], dict]:
-    """(all frames, frames to do, state) after resume bookkeeping."""
+def _plan(frames_dir: Path, aligned_dir: Path, root: Path,
+          force: bool) -> tuple[list[Path], list[Path], dict, dict[str, list[Path]]]:
+    """(all frames, frames to do, state, face files of earlier runs by frame) after resume bookkeeping."""
     if not frames_dir.is_dir():
         raise FacelabError(f"frames folder {frames_dir} does not exist; extract frames first "
                            "(`python main.py video extract`) or pass --input")
@@ -217,7 +223,7 @@ def _plan(frames_dir: Path, aligned_dir: Path, root: Path, force: bool) -> tuple
     done = set(state) | complete  # a frame a kill cut short between its faces is redone
     for name in complete:
         state.setdefault(name, len(existing[name]))
-    return frames, [p for p in frames if names[p] not in done], state
+    return frames, [p for p in frames if names[p] not in done], state, existing
 
 
 def _tally(t: _Tally, o: FrameOutcome, state: dict[str, int], count_faces: bool) -> None:
@@ -247,54 +253,99 @@ def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike,
     t0 = time.perf_counter()
     frames_dir, aligned_dir = Path(frames_dir), Path(aligned_dir)
     root = Path(source_root) if source_root is not None else frames_dir.parent
-    frames, todo, state = _plan(frames_dir, aligned_dir, root, force)
+    frames, todo, state, existing = _plan(frames_dir, aligned_dir, root, force)
+    video = is_video(frames, cfg)
+    collect = cfg.smooth or video  # frames are written by the collector: in chunks (tracking), at the end (smoothing)
     aligned_dir.mkdir(parents=True, exist_ok=True)
     dbg = None
     if cfg.debug:
         dbg = Path(debug_dir) if debug_dir is not None else aligned_dir.parent / "aligned_debug"
         dbg.mkdir(parents=True, exist_ok=True)
     reference = reference_embedding(cfg.reference, cfg) if cfg.reference and todo else None
-    jobs = [_Job(p, _source_name(p, root), not cfg.smooth, aligned_dir, dbg) for p in todo]
+    jobs = [_Job(p, _source_name(p, root), not collect, aligned_dir, dbg, not video) for p in todo]
     if progress is not None:
         progress(0, total=len(frames))
         if len(frames) > len(todo):
             progress(len(frames) - len(todo))
     tally = _Tally()
-    found: dict[str, FrameFaces] = {}
+    tracker = None
+    if video:
+        order = [_source_name(p, root) for p in frames]
+        tracker = VideoTracker(order, existing, cfg, dict(zip(order, frames, strict=True)).__getitem__,
+                               _LazyFinder(cfg, reference))
+    collector = _Collector(jobs, cfg, state, dbg, tally.errors, tracker, aligned_dir)
     try:
         for i, outcome in enumerate(_run_jobs(jobs, cfg, reference)):
-            _tally(tally, outcome, state, count_faces=not cfg.smooth)
-            if cfg.smooth and outcome.found is not None:
-                found[outcome.source_frame] = outcome.found
-            if not cfg.smooth and i % STATE_EVERY == STATE_EVERY - 1:
+            _tally(tally, outcome, state, count_faces=not collect)
+            if collect and outcome.found is not None:
+                collector.add(outcome.source_frame, outcome.found)
+            if not collect and i % STATE_EVERY == STATE_EVERY - 1:
                 save_state(aligned_dir, state)
             if progress is not None:
-                progress(1, faces=tally.faces if not cfg.smooth else sum(len(f.faces) for f in found.values()))
-        if cfg.smooth:
-            tally.faces += _write_smoothed(jobs, found, cfg, state, dbg, tally.errors)
+                progress(1, faces=tally.faces if not collect else collector.faces + collector.waiting)
+        collector.flush()
     finally:
         save_state(aligned_dir, state)
-    return ExtractResult(len(frames), tally.processed, tally.faces, tally.no_face, tally.multi_face,
-                         len(tally.errors), len(frames) - len(todo), tally.rejected, time.perf_counter() - t0,
-                         tally.errors.as_tuple())
+    return ExtractResult(len(frames), tally.processed, tally.faces + collector.faces, tally.no_face,
+                         tally.multi_face, len(tally.errors), len(frames) - len(todo), tally.rejected,
+                         time.perf_counter() - t0, tally.errors.as_tuple(), collector.refound, collector.interpolated,
+                         len(tracker.index) if tracker is not None else 0)
 
 
-def _write_smoothed(jobs: list[_Job], found: dict[str, FrameFaces], cfg: ExtractConfig, state: dict[str, int],
-                    dbg: Path | None, errors: ItemErrors) -> int:
-    """Second pass of ``--smooth``: smooth single-face runs, then align and write every frame's faces (a frame
-    that fails is recorded in ``errors`` and left unfinished, so a rerun retries it)."""
-    smoothed = smooth_runs([j.source_frame for j in jobs], found, cfg)
-    written = 0
-    for job in jobs:
-        ff = smoothed.get(job.source_frame)
-        if ff is None:
-            continue
-        with errors.guard(job.path.name):
-            image = read_image(job.path)
-            written += len(write_faces(image, ff.faces, job.source_frame, job.aligned_dir, cfg))
-            if dbg is not None:
-                write_debug(image, ff.faces, job.path.stem, dbg, cfg)
-            state[job.source_frame] = len(ff.faces)
-    return written
+class _LazyFinder:
+    """The FaceFinder of the parent process that looks again in gaps, loaded on first use."""
+
+    def __init__(self, cfg: ExtractConfig, reference: np.ndarray | None) -> None:
+        self.cfg, self.reference, self._finder = cfg, reference, None
+
+    def __call__(self) -> FaceFinder:
+        if self._finder is None:
+            self._finder = FaceFinder(self.cfg, self.reference)
+        return self._finder
 
 
+class _Collector:
+    """Frames found but not yet written: video frames are tracked and written a chunk at a time (the last
+    ``max_gap + 1`` wait for the next chunk), ``--smooth`` runs are written at the end. A frame that fails to
+    write is recorded in ``errors`` and left unfinished, so a rerun retries it."""
+
+    def __init__(self, jobs: list[_Job], cfg: ExtractConfig, state: dict[str, int], dbg: Path | None,
+                 errors: ItemErrors, tracker: VideoTracker | None, aligned_dir: Path) -> None:
+        self.jobs = {j.source_frame: j for j in jobs}
+        self.cfg, self.state, self.dbg, self.errors, self.tracker = cfg, state, dbg, errors, tracker
+        self.aligned_dir = aligned_dir
+        self.pending: dict[str, FrameFaces] = {}
+        self.faces = self.refound = self.interpolated = 0
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(f.faces) for f in self.pending.values())
+
+    def add(self, name: str, found: FrameFaces) -> None:
+        self.pending[name] = found
+        if self.tracker is not None and not self.cfg.smooth and len(self.pending) >= CHUNK_FRAMES + self.tracker.hold:
+            self.flush(keep=self.tracker.hold)
+
+    def flush(self, keep: int = 0) -> None:
+        """Write every pending frame but the last ``keep``."""
+        names = list(self.pending)
+        ready = self.tracker.track(self.pending) if self.tracker is not None else self.pending
+        if self.cfg.smooth:
+            ready = smooth_runs(names, ready, self.cfg)
+        index = self.tracker.index if self.tracker is not None else None
+        for name in names[:len(names) - keep]:
+            job, ff = self.jobs[name], ready[name]
+            del self.pending[name]
+            with self.errors.guard(job.path.name):
+                image = read_image(job.path)
+                indices = face_indices(ff.faces, index)
+                paths = write_faces(image, ff.faces, name, job.aligned_dir, self.cfg, indices)
+                if self.dbg is not None:
+                    write_debug(image, ff.faces, job.path.stem, self.dbg, self.cfg, indices)
+                self.state[name] = len(ff.faces)
+                self.faces += len(paths)
+                self.refound += sum(f.refound for f in ff.faces)
+                self.interpolated += sum(f.interpolated for f in ff.faces)
+                if self.tracker is not None:
+                    self.tracker.written(name, paths)
+        save_state(self.aligned_dir, self.state)

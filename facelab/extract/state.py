@@ -38,9 +38,10 @@ def save_state(aligned_dir: Path, frames: dict[str, int]) -> None:
 
 def scan_faces(aligned_dir: Path) -> tuple[dict[str, list[Path]], set[str]]:
     """Face files in ``aligned_dir`` grouped by their source frame (from metadata, so renamed files count), and
-    the frames among them whose faces were all written: a frame's faces are written last index first
-    (:func:`facelab.extract.writer.write_faces`), so a frame with its face 0 is complete and one without it was
-    cut short by a kill."""
+    the frames among them whose faces were all written: a frame's faces are written in turn and the last one is
+    marked ``frame_done`` (:func:`facelab.extract.writer.write_faces`), so a frame without it was cut short by a
+    kill. Files written before that mark existed count their frame complete when face 0 is there (face 0 was
+    written last)."""
     out: dict[str, list[Path]] = {}
     complete: set[str] = set()
     for path in list_faces(aligned_dir):
@@ -49,6 +50,7 @@ def scan_faces(aligned_dir: Path) -> tuple[dict[str, list[Path]], set[str]]:
         except FaceFileError:
             continue
         out.setdefault(meta.source_frame, []).append(path)
-        if meta.face_index == 0:
+        marked = "frame_done" in meta.extra or "frame_faces" in meta.extra
+        if meta.extra.get("frame_done") is True or (not marked and meta.face_index == 0):
             complete.add(meta.source_frame)
     return out, complete

@@ -22,8 +22,9 @@ def face_name(frame_stem: str, index: int, fmt: str) -> str:
 
 
 def build_meta(face: FoundFace, index: int, source_frame: str, frame_size: tuple[int, int],
-               cfg: ExtractConfig) -> tuple[FaceMeta, np.ndarray]:
-    """Metadata and frame->face matrix of one face."""
+               cfg: ExtractConfig, frame_faces: int = 1, closes_frame: bool = True) -> tuple[FaceMeta, np.ndarray]:
+    """Metadata and frame->face matrix of one face (``frame_faces``: how many faces its frame has;
+    ``closes_frame``: it is the frame's face written last, whose presence says the frame is complete)."""
     mat = face_transform(face.landmarks, cfg.size, cfg.face_type)
     lm_face = transform_points(face.landmarks, mat)
     pitch, yaw, roll = estimate_pose(lm_face, cfg.size)
@@ -31,6 +32,14 @@ def build_meta(face: FoundFace, index: int, source_frame: str, frame_size: tuple
              "pitch": round(pitch, 5), "yaw": round(yaw, 5), "roll": round(roll, 5), "rotation": face.rotation}
     if face.identity_distance is not None:
         extra["identity_distance"] = round(face.identity_distance, 4)
+    extra["frame_faces"] = int(frame_faces)
+    if closes_frame:
+        extra["frame_done"] = True
+    if face.track >= 0:
+        extra["track"] = int(face.track)
+        extra["interpolated"] = bool(face.interpolated)
+        if face.refound:
+            extra["refound"] = True
     meta = FaceMeta.create(
         source_frame=source_frame, frame_size=frame_size, face_index=index, face_type=cfg.face_type,
         size=cfg.size, box=face.box, landmarks_frame=face.landmarks, landmarks_face=lm_face, matrix=mat,
@@ -40,18 +49,21 @@ def build_meta(face: FoundFace, index: int, source_frame: str, frame_size: tuple
 
 
 def write_faces(image: np.ndarray, faces: tuple[FoundFace, ...], source_frame: str, aligned_dir: Path,
-                cfg: ExtractConfig) -> list[Path]:
-    """Write ``<frame_stem>_<i>.<fmt>`` for each face (largest first = index 0); returns the paths in index order.
+                cfg: ExtractConfig, indices: list[int] | None = None) -> list[Path]:
+    """Write ``<frame_stem>_<i>.<fmt>`` for each face; returns the paths in the order of ``faces``.
 
-    The files are written last index first, so face 0 on disk means every face of the frame is there: a run killed
-    between two faces of a frame leaves it without face 0, and a rerun redoes the frame
-    (:func:`facelab.extract.state.scan_faces`).
+    ``indices``: each face's index (a video track keeps its index in every frame); default 0, 1, ... (largest
+    first). The files are written last first and the one written last is marked ``frame_done``, so a run killed
+    between two faces of a frame leaves it without that mark, and a rerun redoes the frame
+    (:func:`facelab.extract.state.scan_faces`); deleting other faces of a frame does not.
     """
     stem = Path(source_frame).stem
     h, w = image.shape[:2]
+    idx = list(range(len(faces))) if indices is None else list(indices)
     out = []
-    for i in reversed(range(len(faces))):
-        meta, mat = build_meta(faces[i], i, source_frame, (w, h), cfg)
+    for k in reversed(range(len(faces))):
+        i = idx[k]
+        meta, mat = build_meta(faces[k], i, source_frame, (w, h), cfg, len(faces), closes_frame=k == 0)
         path = aligned_dir / face_name(stem, i, cfg.image_format)
         face_img = warp_to_face(image, mat, cfg.size, INTERPOLATION_FLAGS[cfg.interpolation])
         write_face(path, face_img, meta, quality=cfg.jpeg_quality)
@@ -59,15 +71,23 @@ def write_faces(image: np.ndarray, faces: tuple[FoundFace, ...], source_frame: s
     return out[::-1]
 
 
-def draw_debug(image: np.ndarray, faces: tuple[FoundFace, ...], cfg: ExtractConfig) -> np.ndarray:
-    """Copy of the frame with each detector box (blue), 68 landmarks (green) and face-type crop (red) drawn."""
+def draw_debug(image: np.ndarray, faces: tuple[FoundFace, ...], cfg: ExtractConfig,
+               indices: list[int] | None = None) -> np.ndarray:
+    """Copy of the frame with each detector box (blue), 68 landmarks (green; yellow when interpolated across a
+    track's gap) and face-type crop (red, top edge thick) drawn, labelled with the face index, track and fit."""
     canvas = image.copy()
     thick = max(1, round(max(image.shape[:2]) / 500))
-    for face in faces:
+    idx = list(range(len(faces))) if indices is None else indices
+    for k, face in enumerate(faces):
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 128, 255), thick)
+        colour = (255, 220, 0) if face.interpolated else (0, 255, 0)
         for x, y in face.landmarks:
-            cv2.circle(canvas, (int(round(x)), int(round(y))), thick, (0, 255, 0), -1)
+            cv2.circle(canvas, (int(round(x)), int(round(y))), thick, colour, -1)
+        label = f"#{idx[k]}" + (f" t{face.track}" if face.track >= 0 else "")
+        label += " interp" if face.interpolated else f" fit {face.fit:.2f}"
+        cv2.putText(canvas, label, (x0, max(12 * thick, y0 - 4 * thick)), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick,
+                    (255, 255, 255), thick, cv2.LINE_AA)
         mat = face_transform(face.landmarks, cfg.size, cfg.face_type)
         s = float(cfg.size)
         square = transform_points(np.array([[0, 0], [s, 0], [s, s], [0, s]]), mat, invert=True)
@@ -79,7 +99,7 @@ def draw_debug(image: np.ndarray, faces: tuple[FoundFace, ...], cfg: ExtractConf
 
 
 def write_debug(image: np.ndarray, faces: tuple[FoundFace, ...], frame_stem: str, debug_dir: Path,
-                cfg: ExtractConfig) -> Path:
+                cfg: ExtractConfig, indices: list[int] | None = None) -> Path:
     path = debug_dir / f"{frame_stem}.jpg"
-    write_image(path, draw_debug(image, faces, cfg), quality=90)
+    write_image(path, draw_debug(image, faces, cfg, indices), quality=90)
     return path

@@ -27,7 +27,8 @@ MODES = tuple(MERGE_MODES.names())
 SHARPEN_MODES = ("none", "box", "gaussian")
 OUTPUT_FORMATS = ("png", "jpg")
 #: Settings that act over the whole run (tracks, batching, files): a frame range may not change them.
-GLOBAL_KEYS = frozenset({"smooth", "smooth_window", "color_smooth", "batch", "workers", "output_format"})
+GLOBAL_KEYS = frozenset({"smooth", "smooth_window", "color_smooth", "batch", "workers", "output_format", "enhancer",
+                         "enhancer_blend"})
 
 
 def color_choices() -> list[str]:
@@ -83,6 +84,10 @@ class MergeConfig:
     batch: int = setting(8, "Faces per model call.", range=(1, 1024))
     workers: int = workers_field("Frame-rendering processes beside the model")
     output_format: str = setting("png", "Merged frame format.", choices=OUTPUT_FORMATS)
+    enhancer: str = setting(
+        "none", "Face enhancer run on each predicted face before colour transfer: none, gfpgan_1.4, codeformer, "
+        "gpen_bfr_512 (see `models list`) or an .onnx file.")
+    enhancer_blend: int = setting(80, "Enhanced face over the prediction, percent.", range=(0, 100))
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)

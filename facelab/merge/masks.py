@@ -1,8 +1,11 @@
 """Mask modes of the merge and the mask operations (erode/dilate, blur at 4x model resolution).
 
 A mask mode is a product or sum of terms: ``full``, ``dst`` (landmark hull), ``learned-prd``, ``learned-dst`` and
-``stored:<name>`` (a mask stored in the face file, e.g. ``wsol``, ``bas``, ``sat``). The registry lists the modes a
-user may pick; ``stored:<name>`` stands for any stored mask name. Masks are float32 HW in [0, 1].
+``stored:<name>`` (a mask stored in the face file, e.g. ``wsol``, ``bas``, ``sat``), and the model-file terms
+``occluder`` (an XSeg-style occluder ONNX) and ``region:<names>`` (face-parser regions, e.g. ``region:skin,nose``),
+computed on the destination crop. The registry lists the modes a user may pick; ``stored:<name>`` stands for any
+stored mask name; a mode with a model-file term may combine any terms with ``*`` (or ``+``). Masks are float32 HW
+in [0, 1].
 """
 
 from __future__ import annotations
@@ -19,6 +22,13 @@ from facelab.utils.registry import Registry
 
 NOISE_FLOOR = 1.0 / 255.0
 STORED = "stored:"
+OCCLUDER = "occluder"
+REGION = "region:"
+BASE_TERMS = ("full", "dst", "learned-prd", "learned-dst")
+#: The 19 classes of the BiSeNet face parser (face-parsing.PyTorch's CelebAMask-HQ labels), name -> index.
+PARSER_REGIONS: dict[str, int] = {name: i for i, name in enumerate((
+    "background", "skin", "left-eyebrow", "right-eyebrow", "left-eye", "right-eye", "glasses", "left-ear",
+    "right-ear", "earring", "nose", "mouth", "upper-lip", "lower-lip", "neck", "necklace", "cloth", "hair", "hat"))}
 
 MaskCombiner = Callable[[list[np.ndarray]], np.ndarray]
 MASK_MODES: Registry[tuple[str, ...]] = Registry("mask mode")
@@ -38,6 +48,12 @@ for _name, _help in (
     ("stored:NAME", "a mask stored in the face file (e.g. stored:wsol, stored:bas, stored:sat)"),
     ("stored:NAME*learned-prd", "stored mask times learned-prd"),
     ("stored:NAME*learned-prd*learned-dst", "stored mask times both learned masks"),
+    ("occluder", "visible face by an occluder model file (models fetch xseg_1), on the destination crop"),
+    ("occluder*learned-prd", "occluder times learned-prd"),
+    ("occluder*dst", "occluder times the landmark hull"),
+    ("region:skin,nose,mouth", "face-parser regions (models fetch bisenet_resnet_34); any of: "
+     + ",".join(PARSER_REGIONS)),
+    ("region:skin,nose,mouth*occluder", "parser regions times the occluder"),
 ):
     MASK_MODES.register(_name, _help)(_terms(*_name.replace("+", "*").split("*")))
 
@@ -51,8 +67,40 @@ class MaskSpec:
     stored: str | None = None
 
 
+def model_terms(spec: MaskSpec) -> tuple[str, ...]:
+    """The terms of ``spec`` computed by model files (``occluder``, ``region:...``)."""
+    return tuple(t for t in spec.terms if t == OCCLUDER or t.startswith(REGION))
+
+
+def _parse_model_mode(mode: str) -> MaskSpec:
+    """A mode with ``occluder`` / ``region:`` terms: any known terms joined by one operator."""
+    if "*" in mode and "+" in mode:
+        raise FacelabError(f"mask mode {mode!r} mixes * and +; join its terms with one of them")
+    op = "+" if "+" in mode else "*"
+    terms, stored = [], None
+    for term in mode.split(op):
+        if term.startswith(REGION):
+            names = [n.strip() for n in term[len(REGION):].split(",") if n.strip()]
+            unknown = [n for n in names if n not in PARSER_REGIONS]
+            if not names or unknown:
+                raise FacelabError(f"mask mode {mode!r}: unknown face region {(unknown or [''])[0]!r}; choose from: "
+                                   + ", ".join(PARSER_REGIONS))
+            term = REGION + ",".join(names)
+        elif term.startswith(STORED) and len(term) > len(STORED):
+            if stored is not None:
+                raise FacelabError(f"mask mode {mode!r} names two stored masks; use one")
+            stored = term[len(STORED):]
+        elif term not in (*BASE_TERMS, OCCLUDER):
+            raise FacelabError(f"mask mode {mode!r}: unknown term {term!r}; terms are {', '.join(BASE_TERMS)}, "
+                               "stored:<name>, occluder, region:<names>")
+        terms.append(term)
+    return MaskSpec(tuple(terms), op, stored)
+
+
 def parse_mask_mode(mode: str) -> MaskSpec:
     """Parse a mask mode; raises :class:`FacelabError` listing the choices when it is not one."""
+    if any(t == OCCLUDER or t.startswith(REGION) for t in mode.replace("+", "*").split("*")):
+        return _parse_model_mode(mode)
     stored = None
     generic = mode
     if mode.startswith(STORED):
@@ -76,6 +124,7 @@ class MaskInputs:
     dst: np.ndarray | None = None
     hull: np.ndarray | None = None
     stored: Mapping[str, np.ndarray] = field(default_factory=dict)
+    model: Mapping[str, np.ndarray] = field(default_factory=dict)  # occluder / region terms, computed by merge
 
 
 def build_mask(spec: MaskSpec, inputs: MaskInputs) -> np.ndarray:
@@ -98,6 +147,10 @@ def _term(term: str, inputs: MaskInputs) -> np.ndarray:
         if name not in inputs.stored:
             raise FacelabError(f"face has no stored mask {name!r}; run `python main.py mask` or pick another mask mode")
         m = inputs.stored[name]
+    elif term == OCCLUDER or term.startswith(REGION):
+        if term not in inputs.model:
+            raise FacelabError(f"mask term {term!r} was not computed for this face")
+        m = inputs.model[term]
     else:
         m = {"dst": inputs.hull, "learned-prd": inputs.prd, "learned-dst": inputs.dst}[term]
         if m is None:

@@ -84,6 +84,9 @@ def render_preview(ws: Workspace, model_dir: Path | None, settings: MergeSetting
             raise ValueError("render_preview needs model_dir or a predictor")
         predictor = load_predictor(model_dir, torch.device(device))
     if predictor is not None:
+        from facelab.merge.enhance import with_enhancer
+
+        predictor = with_enhancer(predictor, settings.base.enhancer, settings.base.enhancer_blend, str(device))
         begin(predictor, plan)
     rows = []
     for frame in chosen:
@@ -121,5 +124,11 @@ def _face_inputs(frame: PlannedFrame, image: np.ndarray, plan: MergePlan, predic
     mats, crops = crop_faces(image, frame, predictor)
     item = Prepared(frame, image, mats, crops, [])
     predict_batches([item], predictor, base.batch)
+    from facelab.merge.config import MergeSettings
+    from facelab.merge.stage import add_model_masks, model_masker
+
+    masker = model_masker(MergeSettings(frame.cfg))
+    if masker is not None:
+        add_model_masks([item], masker, base.batch)
     stats = ColorStats(plan, predictor) if base.color_smooth > 1 else None
     return face_inputs(item, predictor, stats, base.color_smooth)

@@ -50,6 +50,7 @@ class FaceInput:
     stored: Mapping[str, StoredMask] = field(default_factory=dict)
     motion: tuple[float, float] = (0.0, 0.0)  # (power, angle in degrees)
     stats: tuple[np.ndarray, np.ndarray] | None = None  # (this frame's, window-averaged) dst Lab stats (2, 3)
+    model_masks: Mapping[str, np.ndarray] = field(default_factory=dict)  # occluder / region:... terms, (R, R)
 
     @property
     def size(self) -> int:
@@ -81,7 +82,7 @@ def mask_inputs(face: FaceInput, spec_terms: tuple[str, ...]) -> MaskInputs:
             file_to_crop = np.vstack([np.asarray(face.face_mat, np.float64), [0, 0, 1]]) @ np.vstack(
                 [invert_affine(sm.file_matrix), [0, 0, 1]])
             stored[term[7:]] = cv2.warpAffine(file_mask, file_to_crop[:2], (r, r), flags=cv2.INTER_LINEAR)
-    return MaskInputs(r, prd=face.prd_mask, dst=face.dst_mask, hull=hull, stored=stored)
+    return MaskInputs(r, prd=face.prd_mask, dst=face.dst_mask, hull=hull, stored=stored, model=face.model_masks)
 
 
 def color_mask(cfg: MergeConfig, wrk: np.ndarray, refined: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
@@ -106,6 +106,7 @@ class Prepared:
     mats: list[np.ndarray]
     crops: list[np.ndarray]
     preds: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    masks: list[dict[str, np.ndarray]] = field(default_factory=list)  # occluder / region terms per face
 
 
 def crop_faces(image: np.ndarray, frame: PlannedFrame, predictor: Predictor) -> tuple[list, list]:
@@ -212,7 +213,8 @@ def face_inputs(item: Prepared, predictor: Predictor, stats: ColorStats | None, 
     for face, mat, crop, (pred, prd, dst) in zip(item.frame.faces, item.mats, item.crops, item.preds, strict=True):
         pair = stats.pair(item.frame.pos, face.index, window) if stats is not None else None
         faces.append(FaceInput(face.index, predictor.face_type, face.landmarks, mat, crop, pred, prd, dst,
-                               face.stored_masks(), item.frame.motion, pair))
+                               face.stored_masks(), item.frame.motion, pair,
+                               item.masks[len(faces)] if item.masks else {}))
     return faces
 
 
@@ -344,8 +346,12 @@ def merge_frames(ws: Workspace, model_dir: Path | None, settings: MergeSettings 
                 if model_dir is None:
                     raise ValueError("merge_frames needs model_dir or a predictor")
                 predictor = load_predictor(model_dir, torch.device(device))
+            from facelab.merge.enhance import with_enhancer
+
+            predictor = with_enhancer(predictor, settings.base.enhancer, settings.base.enhancer_blend, str(device))
             begin(predictor, plan)
-            model_s, read_s = _run(todo, plan, predictor, settings.base, paths, renderer)
+            model_s, read_s = _run(todo, plan, predictor, settings.base, paths, renderer,
+                                   model_masker(settings, str(device)))
     finally:
         renderer.close()
     if model_dir is not None and todo:
@@ -369,8 +375,30 @@ def write_merge_record(merged: Path, model_dir: Path, cfg: MergeConfig) -> None:
     atomic_write_bytes(merged / MERGE_RECORD, (json.dumps(doc, indent=2) + "\n").encode("utf-8"))
 
 
+def model_masker(settings: MergeSettings, device: str = "cpu"):
+    """The occluder / face-parser masks the mask modes of ``settings`` need (None when they need none)."""
+    from facelab.merge.masks import model_terms, parse_mask_mode
+
+    modes = [settings.base.mask_mode, *(r.overrides["mask_mode"] for r in settings.ranges if "mask_mode" in r.overrides)]
+    terms = [t for m in modes for t in model_terms(parse_mask_mode(m))]
+    if not terms:
+        return None
+    from facelab.masks.onnx_masks import ModelMasks
+
+    return ModelMasks(terms, device)
+
+
+def add_model_masks(items: list[Prepared], masker, batch: int) -> None:
+    """Fill ``masks`` of every item from its destination crops, ``batch`` faces per call."""
+    flat = [(it, k) for it in items for k in range(len(it.crops))]
+    for start in range(0, len(flat), batch):
+        chunk = flat[start:start + batch]
+        for (it, _), masks in zip(chunk, masker(np.stack([it.crops[k] for it, k in chunk])), strict=True):
+            it.masks.append(masks)
+
+
 def _run(todo: list[PlannedFrame], plan: MergePlan, predictor: Predictor, base: MergeConfig, paths: MergePaths,
-         renderer: Renderer) -> tuple[float, float]:
+         renderer: Renderer, masker=None) -> tuple[float, float]:
     """Crop, predict and hand frames to the renderer in order, holding each back until the colour window ahead of
     it has statistics. Returns (model seconds, read + crop seconds)."""
     smooth_color = base.color_smooth > 1 and any(f.cfg.uses_color for f in todo)
@@ -382,6 +410,8 @@ def _run(todo: list[PlannedFrame], plan: MergePlan, predictor: Predictor, base: 
     for chunk, done in _prepared(todo, predictor, base.batch, renderer.errors, renderer.progress):
         read_s += time.perf_counter() - t_read
         model_s += predict_batches(chunk, predictor, base.batch)
+        if masker is not None:
+            add_model_masks(chunk, masker, base.batch)
         if stats is not None:
             for item in chunk:
                 stats.add(item)

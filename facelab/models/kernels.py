@@ -22,6 +22,7 @@ thread count, dtype and call; the file is JSON, written atomically, and a broken
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -51,6 +52,8 @@ PATHS = (DIRECT, CHANNELS_LAST, IM2COL, IM2COL_CL, GEMM_1X1)
 TINY_SPATIAL = 16  # the fixed rule: output H*W at or below which a convolution runs as im2col + GEMM
 KERNEL_ATTR = "kernel_paths"  # a planned module's choices: dispatch key -> path
 CACHE_VERSION = 1
+STEP_PREFIX = "step "  # cache keys of whole-step verdicts (:func:`check_plan`)
+VERDICTS = ("plan", "rule")
 
 DispatchKey = tuple[tuple[int, ...], bool, str]
 
@@ -377,8 +380,9 @@ def machine_key(threads: int | None = None) -> str:
 
 
 def read_cache(path: Path) -> dict[str, dict[str, str]]:
-    """Machine key -> call key -> path from ``path``; empty when there is no file, and (with a warning) when the
-    file is not a kernel cache this version understands. Unknown paths are dropped."""
+    """Machine key -> call key -> path (and whole-step key -> verdict) from ``path``; empty when there is no
+    file, and (with a warning) when the file is not a kernel cache this version understands. Unknown paths are
+    dropped."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -390,7 +394,8 @@ def read_cache(path: Path) -> dict[str, dict[str, str]]:
     if not isinstance(machines, dict):
         log.warning("ignoring the kernel cache %s: not a version %d kernel cache", path, CACHE_VERSION)
         return {}
-    return {str(m): {str(k): v for k, v in calls.items() if v in PATHS}
+    return {str(m): {str(k): v for k, v in calls.items()
+                     if v in PATHS or (str(k).startswith(STEP_PREFIX) and v in VERDICTS)}
             for m, calls in machines.items() if isinstance(calls, dict)}
 
 
@@ -485,3 +490,77 @@ def plan_kernels(model: nn.Module, run: Callable[[], object], cache: Path | None
         write_cache(cache, {**latest, machine: {**latest.get(machine, {}), **known}})
     choices = tuple(KernelChoice(c, path, seconds, len(users[c])) for c, (path, seconds) in chosen.items())
     return KernelPlan(machine, choices, time.perf_counter() - start)
+
+
+# -- the end-to-end check -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanCheck:
+    """Whole steps timed with the plan and with the fixed rule (median seconds of each; zero when the verdict came
+    from the cache) and which was kept."""
+
+    plan_seconds: float
+    rule_seconds: float
+    kept: str  # one of VERDICTS
+
+    def describe(self) -> str:
+        if not self.plan_seconds and not self.rule_seconds:
+            return f"whole-step check from the cache: keeping the {self.kept}"
+        return (f"whole step {1000 * self.plan_seconds:.0f} ms with the plan, {1000 * self.rule_seconds:.0f} ms "
+                f"with the fixed rule: keeping the {self.kept}")
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def step_key(plan: KernelPlan) -> str:
+    """The cache key of a whole-step verdict: a digest of the plan's calls and paths."""
+    text = "\n".join(sorted(f"{c.call.key()} -> {c.path} x{c.modules}" for c in plan.choices))
+    return STEP_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _apply(planned: Mapping[nn.Module, Mapping[DispatchKey, str]], use_plan: bool) -> None:
+    for m, paths in planned.items():
+        set_kernel_paths(m, paths if use_plan else {})
+
+
+def check_plan(model: nn.Module, step: Callable[[], object], plan: KernelPlan | None = None,
+               cache: Path | None = None, repeats: int = 3, margin: float = 0.02) -> PlanCheck:
+    """Time ``step`` (a whole forward + backward) with ``model``'s planned kernels and with the fixed rule,
+    alternating, after one warm-up of each; keep the plan unless the rule is faster by more than ``margin``.
+
+    Per-call timings miss what happens between layers (layout conversions, cache effects of the neighbours), so
+    the plan only stays when the whole step agrees; otherwise the choices are cleared (the rule runs). With
+    ``plan`` (what :func:`plan_kernels` returned) and ``cache``, the verdict is read from and written to the cache
+    like the per-call choices, so every run on this machine makes the same choice (and the same arithmetic).
+    """
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    planned = {m: dict(getattr(m, KERNEL_ATTR)) for m in model.modules() if plannable(m)}
+    key = step_key(plan) if plan is not None and cache is not None else None
+    machine = plan.machine if plan is not None else machine_key()
+    cached = read_cache(cache).get(machine, {}).get(key) if key is not None else None  # type: ignore[arg-type]
+    if cached in VERDICTS:
+        _apply(planned, cached == "plan")
+        return PlanCheck(0.0, 0.0, cached)  # type: ignore[arg-type]
+
+    def timed(use_plan: bool) -> float:
+        _apply(planned, use_plan)
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    timed(True), timed(False)  # warm-up: allocator, first-call dispatch
+    plan_s: list[float] = []
+    rule_s: list[float] = []
+    for _ in range(repeats):
+        plan_s.append(timed(True))
+        rule_s.append(timed(False))
+    plan_t, rule_t = _median(plan_s), _median(rule_s)
+    kept = "plan" if rule_t >= plan_t * (1.0 - margin) else "rule"
+    _apply(planned, kept == "plan")
+    if key is not None:
+        latest = read_cache(cache)  # type: ignore[arg-type]
+        write_cache(cache, {**latest, machine: {**latest.get(machine, {}), key: kept}})  # type: ignore[arg-type]
+    return PlanCheck(plan_t, rule_t, kept)

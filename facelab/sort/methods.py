@@ -108,6 +108,14 @@ def by_rect(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPla
     return _ranked(_metas(paths, errors), area, True, errors)
 
 
+@SORT_METHODS.register("landmark-fit", help="doubtful landmark fits first (interpolated, off the face shape, "
+                                          "low face check)")
+def by_landmark_fit(paths: list[Path], errors: ItemErrors | None = None, **_) -> SortPlan:
+    from facelab.sort.sheet import fit_badness
+
+    return _ranked(_metas(paths, errors), lambda it: fit_badness(it[1]), True, errors)
+
+
 @SORT_METHODS.register("brightness", help="brightest first (mean HSV value in the hull)")
 def by_brightness(paths: list[Path], progress: Progress | None = None, errors: ItemErrors | None = None,
                   **_) -> SortPlan:

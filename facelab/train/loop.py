@@ -1,7 +1,8 @@
 """The training loop: create or resume a run, step the model, guard against NaN and loss spikes, save, preview.
 
 ``train`` is the library entry of ``python main.py train``. It stops at ``target_iter``, after ``max_minutes``, when
-``should_stop()`` says so, or on Ctrl-C / SIGTERM (then it saves and returns cleanly). Under ``torchrun`` every rank
+``should_stop()`` says so, on a stop request file, or on Ctrl-C / SIGTERM (then it saves and returns cleanly);
+a save request file saves at once (:mod:`facelab.train.control`). Under ``torchrun`` every rank
 runs it; only rank 0 writes, and all ranks stop, save and roll back together.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import logging
 import math
 import random
@@ -30,7 +30,9 @@ from facelab.models.base import TrainableModel
 from facelab.models.store import model_from_checkpoint
 from facelab.train import checkpoint as ck
 from facelab.train import distributed as dd
+from facelab.train.control import TrainControl
 from facelab.train.index import index_run
+from facelab.train.kernel_plan import with_kernel_plan
 from facelab.train.optim import make_optimizers
 from facelab.train.options import TrainOptions, apply_fixed
 from facelab.train.preview import render_preview, write_loss_plot, write_preview
@@ -383,12 +385,19 @@ def train_steps(run: Run, batches: Iterator[Any], opts: TrainOptions, preview_ba
                 clock: _Clock) -> str:
     """Step until a stop condition; returns why it stopped. Saves at autosave time, never after a bad step."""
     eff = resolved_options(opts, run.model.name)
+    control = TrainControl(run.model_dir) if run.ctx.is_main else None  # save / stop requests, status.json
     while True:
         reason = _stop_reason(run, opts, clock, flag, should_stop)
+        asked = control.poll(run.iteration, run.history, opts.target_iter, run.last_saved_iteration) \
+            if control is not None else set()
+        reason = reason or ("stop_requested" if "stop" in asked else "")
         due = opts.autosave_minutes > 0 and time.monotonic() - clock.last_save >= opts.autosave_minutes * 60
-        due = due and run.bad_in_row == 0 and run.iteration != run.last_saved_iteration
+        due = (due or "save" in asked) and run.bad_in_row == 0 and run.iteration != run.last_saved_iteration
         stop, autosave, _ = _sync(run, reason, due, False)
         if stop:
+            if control is not None:
+                control.write_status("stopped", run.iteration, run.history, opts.target_iter,
+                                     run.last_saved_iteration, reason or "stopped_by_other_rank")
             return reason or "stopped_by_other_rank"
         if autosave:
             save_run(run, opts, preview_batch)
@@ -460,26 +469,6 @@ def cudnn_benchmark(on: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cudnn.benchmark = saved
-
-
-def with_kernel_plan(run: Run, batches: Iterator[Any], opts: TrainOptions) -> Iterator[Any]:
-    """On CPU (unless ``kernel_choice`` is off): time the kernels of each convolution call the model makes on the
-    first batch and use the fastest (:func:`facelab.models.kernels.plan_kernels`, cached per machine). The same
-    batches follow, the first one included."""
-    if not opts.kernel_choice or run.device.type != "cpu":
-        return batches
-    from facelab.models.kernels import cache_file, plan_kernels
-
-    first = next(batches)
-    src, dst = first.warped_src.to(run.device), first.warped_dst.to(run.device)
-    knobs = apply_fixed(opts.effective(), getattr(type(run.model), "fixed_options", {}))[0].knobs()
-
-    def forward() -> None:
-        with torch.random.fork_rng(devices=[]):  # training's random stream stays as it was
-            run.model(src, dst, knobs)
-
-    log.info("convolution kernels: %s", plan_kernels(run.model, forward, cache_file()).describe())
-    return itertools.chain([first], batches)
 
 
 def loader_seed(seed: int, start_iteration: int) -> int:

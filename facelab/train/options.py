@@ -53,6 +53,8 @@ class TrainOptions:
                                            default_text="on for CUDA, off elsewhere")
     kernel_choice: bool = setting(True, "On CPU, time each convolution's kernels once at the start (cached per "
                                         "machine) and run the fastest.")
+    kernel_check: bool = setting(True, "With kernel choice, time a few whole steps with the chosen kernels and "
+                                       "with the fixed rule at the start, and keep the faster.")
     channels_last: bool = setting(True, "On CPU, keep convolution weights (and so most activations) in "
                                         "channels-last memory: the kernels then need no weight reordering.")
     target_iter: int = setting(0, "Stop (and save) at this iteration; 0 = never.", range=(0, 1_000_000_000))

@@ -132,6 +132,18 @@ class FaceMeta:
         return Path(self.source_frame).stem
 
     @property
+    def track(self) -> int | None:
+        """Video track id recorded by extract in ``extra`` (None: not tracked, an older file, or not an id)."""
+        t = self.extra.get("track")
+        return t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else None
+
+    @property
+    def interpolated(self) -> bool:
+        """True when extract interpolated this face's landmarks across a short gap of its track (the face was not
+        found in its frame); recorded in ``extra``, False for older files."""
+        return self.extra.get("interpolated") is True
+
+    @property
     def original_name(self) -> str:
         """The name extract gave this face: ``<frame_stem>_<face_index>`` (recoverable after renames)."""
         return f"{self.frame_stem}_{self.face_index}"

@@ -43,7 +43,7 @@ COMMANDS: dict[tuple[str, ...], tuple[tuple[type, ...], set[str]]] = {
                                                                    "device", "force"}),
     ("train",): ((*ARCH_LABELS, TrainOptions), {"model_type", "name", "workspace", "device", "config_file",
                                                 "src_dir", "dst_dir", "pretraining_dir", "pretrained",
-                                                "no_preview"}),
+                                                "no_preview", "tensorboard"}),
 }
 IDS = [" ".join(path) for path in COMMANDS]
 

@@ -14,7 +14,7 @@ from facelab.extract.state import STATE_NAME
 from facelab.workspace import read_face, write_image
 from facelab.workspace.faces import list_faces, read_meta
 
-CFG = ExtractConfig(size=128, workers=1)
+CFG = ExtractConfig(size=128, workers=1, sequence="photos", second_look=False)  # unrelated photos
 
 
 def _pair(astronaut: np.ndarray, grace: np.ndarray) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_force_redoes_and_keeps_old_files_in_trash(tmp_path, astronaut, grace_ho
     d = tmp_path / "data_src"
     d.mkdir()
     write_image(d / "a.png", _pair(astronaut, grace_hopper))
-    cfg = ExtractConfig(size=96, workers=1, max_faces=1, debug=True)
+    cfg = ExtractConfig(size=96, second_look=False, workers=1, max_faces=1, debug=True)
     res = extract_faces(d, d / "aligned", cfg)
     assert res.faces == 1 and read_meta(d / "aligned" / "a_0.jpg").face_index == 0
     assert (tmp_path / "data_src" / "aligned_debug" / "a.jpg").is_file()
@@ -115,7 +115,7 @@ def test_reference_keeps_only_that_person(tmp_path, astronaut, grace_hopper):
     write_image(d / "f.png", _pair(astronaut, grace_hopper))
     ref = tmp_path / "grace.jpg"
     write_image(ref, grace_hopper)
-    res = extract_faces(d, d / "aligned", ExtractConfig(size=96, workers=1, reference=str(ref)))
+    res = extract_faces(d, d / "aligned", ExtractConfig(size=96, second_look=False, workers=1, reference=str(ref)))
     assert res.faces == 1 and res.rejected >= 1
     meta = read_meta(d / "aligned" / "f_0.jpg")
     assert (meta.box[0] + meta.box[2]) / 2 > 384 and meta.extra["identity_distance"] < 0.6
@@ -133,8 +133,8 @@ def test_two_worker_processes_match_one(tmp_path, astronaut, grace_hopper):
     d.mkdir()
     write_image(d / "1.png", _pair(astronaut, grace_hopper))
     write_image(d / "2.png", cv2.resize(astronaut, (320, 320), interpolation=cv2.INTER_AREA))
-    serial = extract_faces(d, tmp_path / "one", ExtractConfig(size=64, workers=1))
-    parallel = extract_faces(d, tmp_path / "two", ExtractConfig(size=64, workers=2))
+    serial = extract_faces(d, tmp_path / "one", ExtractConfig(size=64, second_look=False, workers=1))
+    parallel = extract_faces(d, tmp_path / "two", ExtractConfig(size=64, second_look=False, workers=2))
     assert (parallel.faces, parallel.multi_face, parallel.errors) == (serial.faces, serial.multi_face, 0) == (3, 1, 0)
     for p in list_faces(tmp_path / "one"):
         np.testing.assert_allclose(read_meta(tmp_path / "two" / p.name).matrix, read_meta(p).matrix)

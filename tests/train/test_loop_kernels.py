@@ -13,7 +13,7 @@ import torch
 from facelab.models import create_model
 from facelab.models import kernels as K
 from facelab.models.batch import Batch
-from facelab.train.loop import with_kernel_plan
+from facelab.train.kernel_plan import with_kernel_plan
 from facelab.train.options import TrainOptions
 
 TINY = {"ae_dims": 16, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4}
@@ -41,7 +41,7 @@ def test_plan_on_the_first_batch_cached_and_every_batch_handed_on(tmp_path, monk
     monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
     run, want = _run(), list(_batches(3))
     rng = torch.get_rng_state()
-    got = list(with_kernel_plan(run, iter(_batches(3)), TrainOptions()))
+    got = list(with_kernel_plan(run, iter(_batches(3)), TrainOptions(kernel_check=False)))
     assert len(got) == 3 and all(torch.equal(a.warped_src, b.warped_src) for a, b in zip(got, want, strict=True))
     assert torch.equal(torch.get_rng_state(), rng)  # training's random stream untouched
     assert _planned(run.model) == sum(1 for m in run.model.modules() if K.plannable(m))
@@ -88,3 +88,63 @@ def test_training_on_cpu_keeps_weights_channels_last_and_plans_once(tmp_path, al
         assert (tmp_path / "cache" / "kernels.json").is_file()  # written by the first run only
         model = load_model(tmp_path / "ws" / "model" / name, "cpu")  # either layout loads into a fresh model
         assert all(w.is_contiguous() for w in _conv_weights(model.state_dict()))
+
+
+def test_whole_step_check_keeps_the_plan_or_the_rule_and_leaves_no_gradients(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("FACELAB_CACHE", str(tmp_path))
+    run = _run()
+    caplog.set_level("INFO")
+    rng = torch.get_rng_state()
+    got = list(with_kernel_plan(run, iter(_batches(2)), TrainOptions()))
+    assert len(got) == 2 and torch.equal(torch.get_rng_state(), rng)
+    assert "with the fixed rule: keeping the" in caplog.text
+    kept = "plan" if "keeping the plan" in caplog.text else "rule"
+    planned = _planned(run.model)
+    assert (planned > 0) == (kept == "plan")
+    assert all(p.grad is None for p in run.model.parameters())
+
+
+def _timed_model(slow_path: str):
+    """A convolution whose chosen path ``slow_path`` costs a visible sleep, so the check's verdict is known."""
+    import time
+
+    run = _run()
+    conv = next(m for m in run.model.modules() if K.plannable(m))
+    x = torch.rand(1, conv.in_channels, 16, 16)
+    K.set_kernel_paths(conv, {K.dispatch_key(x): K.IM2COL})
+
+    def step() -> None:
+        path = K.chosen_path(conv, x)
+        conv(x).sum().backward()
+        if path == slow_path:
+            time.sleep(0.02)
+    return run.model, conv, step
+
+
+def test_check_plan_drops_a_plan_slower_than_the_rule():
+    model, conv, step = _timed_model(K.IM2COL)
+    check = K.check_plan(model, step, repeats=3)
+    assert check.kept == "rule" and check.plan_seconds > check.rule_seconds
+    assert getattr(conv, K.KERNEL_ATTR) == {}
+
+
+def test_check_plan_keeps_a_faster_plan():
+    model, conv, step = _timed_model(K.DIRECT)
+    check = K.check_plan(model, step, repeats=3)
+    assert check.kept == "plan" and check.rule_seconds > check.plan_seconds
+    assert list(getattr(conv, K.KERNEL_ATTR).values()) == [K.IM2COL]
+    assert "keeping the plan" in check.describe()
+
+
+def test_check_plan_verdict_is_cached_so_every_run_makes_the_same_choice(tmp_path):
+    model, conv, slow_plan = _timed_model(K.IM2COL)
+    plan = K.KernelPlan(K.machine_key(), (), 0.0)
+    cache = K.cache_file(tmp_path)
+    first = K.check_plan(model, slow_plan, plan, cache, repeats=2)
+    assert first.kept == "rule" and first.plan_seconds > 0
+    stored = json.loads(cache.read_text())["machines"][K.machine_key()]
+    assert list(stored.values()) == ["rule"] and list(stored)[0].startswith(K.STEP_PREFIX)
+    model2, conv2, slow_rule = _timed_model(K.DIRECT)  # would keep the plan if it were timed
+    again = K.check_plan(model2, slow_rule, plan, cache)
+    assert again.kept == "rule" and again.plan_seconds == 0.0 and "from the cache" in again.describe()
+    assert getattr(conv2, K.KERNEL_ATTR) == {}

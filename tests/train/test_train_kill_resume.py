@@ -54,10 +54,12 @@ def _differences(a: Any, b: Any, where: str = "") -> list[str]:
 
 def _model_folder(root: Path) -> dict[str, Any]:
     """What the model folder holds, comparable across runs: checkpoints loaded, config.json without its dates,
-    every other file as bytes."""
+    every other file but the TensorBoard logs as bytes."""
     folder = Workspace(root).model("tiny")
     out: dict[str, Any] = {}
     for name, data in tree_bytes(folder).items():
+        if name.startswith("tensorboard/"):
+            continue  # event logs carry wall times, and a resumed run appends a second file
         if name.endswith(".pt"):
             out[name] = ck.read_checkpoint(folder / name)
         elif name == ck.CONFIG_NAME:

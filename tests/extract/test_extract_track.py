@@ -1,0 +1,212 @@
+"""Tracks through video: linking, gaps looked at again or interpolated, stable face indices, resume, metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facelab.extract import ExtractConfig, extract_faces
+from facelab.extract.frame import FoundFace
+from facelab.extract.sequence import is_video
+from facelab.extract.state import scan_faces
+from facelab.extract.track import fill_gaps, find_gaps, link_tracks, track_indices, tracked_share
+from facelab.workspace import write_image
+from facelab.workspace.faces import list_faces, read_meta
+
+
+def _face(x: float, y: float = 50.0, side: float = 40.0) -> FoundFace:
+    lm = np.tile([x + side / 2, y + side / 2], (68, 1)) + np.linspace(0, 1, 136).reshape(68, 2)
+    return FoundFace((x, y, x + side, y + side), lm, 1.0, 1.0, 0.01)
+
+
+def test_two_people_keep_their_tracks_and_gaps_are_filled():
+    # person A moves right 5 px a frame and is missed on frames 3-4; person B stays at x=300 and appears later
+    frames = [tuple(f for f in (_face(10 + 5 * t) if t not in (3, 4) else None,
+                                _face(300) if t >= 2 else None) if f is not None) for t in range(8)]
+    linked = link_tracks(frames, max_gap=5)
+    a_ids = {f.track for faces in linked for f in faces if f.box[0] < 200}
+    b_ids = {f.track for faces in linked for f in faces if f.box[0] >= 200}
+    assert len(a_ids) == 1 and len(b_ids) == 1 and a_ids != b_ids
+    (a,) = a_ids
+    assert find_gaps(linked, 5) == [(a, 2, 5)]
+    filled, again, interp = fill_gaps(linked, 5)
+    assert (again, interp) == (0, 2)
+    got = [f for f in filled[3] if f.track == a][0]
+    assert got.interpolated and got.box[0] == pytest.approx(25.0)  # a third of the way from x=20 to x=35
+    np.testing.assert_allclose(got.landmarks, frames[2][0].landmarks + (frames[5][0].landmarks
+                                                                          - frames[2][0].landmarks) / 3)
+    assert tracked_share(filled)[a] == 1.0
+    index = track_indices(filled)
+    assert index[a] == 0  # the longest track is face 0 in every frame
+
+
+def test_long_gaps_and_size_changes_are_not_filled():
+    frames = [(_face(10),)] + [()] * 6 + [(_face(10),)]
+    linked = link_tracks(frames, max_gap=5)
+    assert linked[0][0].track != linked[-1][0].track and fill_gaps(linked, 5)[2] == 0
+    sizes = [(100, 100), (100, 100), (50, 50), (100, 100)]
+    frames = [(_face(10),), (), (), (_face(10),)]
+    linked = link_tracks(frames, 5, sizes=sizes)
+    assert linked[0][0].track != linked[3][0].track  # a size change ends every track
+    assert fill_gaps(linked, 5, sizes=sizes)[2] == 0
+
+
+def test_relook_result_is_used_before_interpolating():
+    frames = link_tracks([(_face(10),), (), (_face(20),)], 5)
+    seen = []
+
+    def relook(t, box, lm):
+        seen.append((t, box))
+        return _face(14)
+
+    filled, again, interp = fill_gaps(frames, 5, relook)
+    assert (again, interp) == (1, 0) and seen[0][0] == 1 and seen[0][1][0] == pytest.approx(15.0)
+    assert not filled[1][0].interpolated and filled[1][0].track == frames[0][0].track
+
+
+def test_sequence_auto_needs_numbered_frames():
+    cfg = ExtractConfig()
+    assert is_video([Path(f"{i:06d}.png") for i in range(5)], cfg)
+    assert not is_video([Path("a.png"), Path("000002.png"), Path("3.png")], cfg)
+    assert is_video([Path("a.png")] * 3, ExtractConfig(sequence="video"))
+    assert not is_video([Path("1.png")] * 5, ExtractConfig(sequence="photos"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, grace_hopper) -> Path:
+    """Ten 240 px frames of Grace Hopper drifting right; frames 5-6 have the face covered by a textured block."""
+    d = tmp_path_factory.mktemp("clip") / "data_dst"
+    d.mkdir()
+    base = cv2.resize(grace_hopper, (200, 234), interpolation=cv2.INTER_AREA)
+    hand = np.random.default_rng(0).integers(120, 220, (160, 160, 3), dtype=np.uint8)  # textured, not blank
+    for t in range(10):
+        canvas = np.full((260, 320, 3), 90, np.uint8)
+        canvas[10:244, 20 + 4 * t:220 + 4 * t] = base
+        if t in (4, 5):
+            canvas[40:200, 40 + 4 * t:200 + 4 * t] = hand
+        write_image(d / f"{t + 1:06d}.png", canvas)
+    return d
+
+
+CLIP_CFG = ExtractConfig(size=64, workers=1, second_look=False, max_gap=2)
+
+
+def test_clip_gap_is_filled_and_marked(clip, tmp_path):
+    out = tmp_path / "aligned"
+    res = extract_faces(clip, out, CLIP_CFG)
+    metas = {read_meta(p).source_frame: read_meta(p) for p in list_faces(out)}
+    assert len(metas) == 10 and res.faces == 10 and res.tracks == 1
+    assert res.interpolated + res.found_again == 2
+    covered = [m for m in metas.values() if m.extra.get("interpolated")]
+    assert len(covered) == res.interpolated
+    assert {m.extra["track"] for m in metas.values()} == {0} and {m.face_index for m in metas.values()} == {0}
+    assert all(m.extra["frame_faces"] == 1 for m in metas.values())
+
+
+def test_resume_continues_tracks_without_duplicates(clip, tmp_path):
+    out = tmp_path / "aligned"
+    extract_faces(clip, out, CLIP_CFG)
+    for p in list_faces(out):  # frames 6..10 lost, as after a kill
+        if int(read_meta(p).frame_stem) > 5:
+            p.unlink()
+    (out / ".extract_state.json").unlink()
+    res = extract_faces(clip, out, CLIP_CFG)
+    assert res.skipped == 5 and res.processed == 5
+    metas = [read_meta(p) for p in list_faces(out)]
+    assert len(metas) == 10 and len({m.source_frame for m in metas}) == 10
+    assert {m.extra["track"] for m in metas} == {0} and {m.face_index for m in metas} == {0}
+
+
+def test_frame_cut_short_by_a_kill_is_redone(clip, tmp_path):
+    out = tmp_path / "aligned"
+    extract_faces(clip, out, CLIP_CFG)
+    existing, complete = scan_faces(out)
+    assert len(complete) == 10
+    meta_path = list_faces(out)[0]
+    from dataclasses import replace
+
+    from facelab.workspace.faces import update_meta
+
+    meta = read_meta(meta_path)
+    unmarked = {k: v for k, v in meta.extra.items() if k != "frame_done"}
+    update_meta(meta_path, replace(meta, extra=unmarked))  # the frame's last face was never written
+    assert meta.source_frame not in scan_faces(out)[1]
+
+
+def test_chunked_writing_matches_one_chunk(clip, tmp_path, monkeypatch):
+    """Frames are tracked and written a few at a time; a gap across two chunks is filled the same way."""
+    import facelab.extract.stage as stage
+
+    whole = extract_faces(clip, tmp_path / "whole", CLIP_CFG)
+    monkeypatch.setattr(stage, "CHUNK_FRAMES", 1)  # flush after every hold + 1 frames
+    chunked = extract_faces(clip, tmp_path / "chunked", CLIP_CFG)
+    assert (chunked.faces, chunked.interpolated, chunked.found_again) == (whole.faces, whole.interpolated,
+                                                                         whole.found_again)
+    for p in list_faces(tmp_path / "whole"):
+        a, b = read_meta(p), read_meta(tmp_path / "chunked" / p.name)
+        np.testing.assert_allclose(b.lm_frame, a.lm_frame, atol=1e-6)
+        assert a.extra.get("interpolated") == b.extra.get("interpolated")
+
+
+def test_track_fields_are_backward_compatible_and_validated(clip, tmp_path):
+    """Older face files (no track keys) read as untracked; hostile values never pass as a track or a flag."""
+    from dataclasses import replace
+
+    from facelab.workspace.faces import doc_to_meta, meta_to_doc, migrate, update_meta
+
+    out = tmp_path / "aligned"
+    extract_faces(clip, out, CLIP_CFG)
+    path = list_faces(out)[0]
+    meta = read_meta(path)
+    assert meta.track == 0 and meta.interpolated in (True, False)
+    old = {k: v for k, v in meta.extra.items() if k not in ("track", "interpolated", "refound", "frame_faces", "frame_done")}
+    update_meta(path, replace(meta, extra=old))
+    legacy = read_meta(path)
+    assert legacy.track is None and legacy.interpolated is False
+    assert scan_faces(out)[1] >= {legacy.source_frame}  # face 0 present: complete, as before
+    doc = meta_to_doc(meta)
+    doc0 = {k: v for k, v in doc.items() if k not in ("landmarks_frame", "landmarks_face", "masks", "extra")}
+    doc0.update(schema_version=0, landmarks=doc["landmarks_frame"])
+    assert doc_to_meta(migrate(doc0)).track is None
+    for bad in ({"track": "0", "interpolated": 1}, {"track": -3, "interpolated": "yes"}, {"track": True}):
+        m = replace(meta, extra=bad)
+        assert m.track is None and m.interpolated is False
+    with pytest.raises(ValueError):
+        doc_to_meta({**doc, "extra": {"track": [1, 2]}})
+
+
+def test_blank_frames_are_not_given_a_face():
+    from facelab.extract.track import looks_blank
+
+    flat = np.full((100, 100, 3), (180, 150, 130), np.uint8)  # flat colour: channels differ, the image does not
+    textured = np.random.default_rng(0).integers(0, 255, (100, 100, 3), dtype=np.uint8)
+    assert looks_blank(flat, (10, 10, 60, 60)) and not looks_blank(textured, (10, 10, 60, 60))
+    assert looks_blank(textured, (200, 200, 260, 260))  # off the frame
+    frames = link_tracks([(_face(10),), (), (), (_face(10),)], 5)
+    filled, _, interp = fill_gaps(frames, 5, blank=lambda t, box: t == 2)
+    assert interp == 1 and filled[1] and not filled[2]
+
+
+def test_two_people_keep_their_face_index_when_one_is_missed(tmp_path, astronaut, grace_hopper):
+    """Astronaut and Grace Hopper side by side; Grace is covered by a flat block on frames 3-4 (nothing to
+    interpolate onto): both keep one face index in every frame, one track each across the gap."""
+    d = tmp_path / "data_dst"
+    d.mkdir()
+    a = cv2.resize(astronaut, (240, 240), interpolation=cv2.INTER_AREA)
+    g = cv2.resize(grace_hopper, (205, 240), interpolation=cv2.INTER_AREA)
+    for t in range(5):
+        canvas = np.full((240, 460, 3), 90, np.uint8)
+        canvas[:, 2 * t:240 + 2 * t] = a
+        canvas[:, 250:455] = g
+        if t in (2, 3):
+            canvas[20:230, 260:450] = (180, 150, 130)
+        write_image(d / f"{t + 1:06d}.png", canvas)
+    res = extract_faces(d, tmp_path / "aligned", ExtractConfig(size=64, workers=1, second_look=False))
+    metas = [read_meta(p) for p in list_faces(tmp_path / "aligned")]
+    left = {m.face_index for m in metas if m.box[0] < 250}
+    right = {m.face_index for m in metas if m.box[0] >= 250}
+    assert res.tracks == 2 and len(left) == 1 and len(right) == 1 and left != right
+    assert sum(m.box[0] < 250 for m in metas) == 5 and sum(m.box[0] >= 250 for m in metas) == 3
