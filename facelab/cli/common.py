@@ -44,11 +44,14 @@ def progress(total: int | None, desc: str, unit: str = "it") -> tqdm:
 
 def progress_callback(bar: tqdm) -> Progress:
     """The one adapter of :data:`facelab.utils.progress.Progress` to a bar: ``cb(n=1, total=None, **info)``
-    advances by ``n``, sets the total when given and shows ``info`` beside the bar."""
+    advances by ``n``, sets the total when given (``cb(0, total=N)`` starts the count again, so a step that runs a
+    stage twice shows each run from zero) and shows ``info`` beside the bar."""
 
     def cb(n: int = 1, **info: Any) -> None:
         total = info.pop("total", None)
-        if total is not None:
+        if total is not None and n == 0:
+            bar.reset(total=total)
+        elif total is not None:
             bar.total = total
             bar.refresh()
         if info:
