@@ -103,13 +103,14 @@ def build_plan(frames_dir: Path, aligned_dir: Path, settings: MergeSettings, ws:
         number = frame_number(path, pos)
         cfg = settings.for_frame(number)
         pf = tuple(PlannedFace(faces[i][0], faces[i][1], np.asarray(lms[pos][i], np.float64)) for i in sorted(faces))
-        _check_stored(cfg, pf)
+        check_stored(cfg, pf)
         motion = motion_at(lms, pos) if cfg.motion_blur > 0 else (0.0, 0.0)
         planned.append(PlannedFrame(pos, number, path, cfg, pf, motion))
     return MergePlan(tuple(planned), len(errors), orphans, errors.as_tuple())
 
 
-def _check_stored(cfg: MergeConfig, faces: tuple[PlannedFace, ...]) -> None:
+def check_stored(cfg: MergeConfig, faces: tuple[PlannedFace, ...]) -> None:
+    """Raise :class:`FacelabError` when the mask mode names a stored mask some of ``faces`` do not hold."""
     name = parse_mask_mode(cfg.mask_mode).stored
     if name is None:
         return

@@ -23,7 +23,7 @@ from facelab.errors import FacelabError
 from facelab.merge.config import MergeConfig, MergeSettings
 from facelab.merge.enhance import with_enhancer
 from facelab.merge.masks import MASK_MODES
-from facelab.merge.plan import MergePlan, _check_stored, build_plan
+from facelab.merge.plan import MergePlan, build_plan, check_stored
 from facelab.merge.predict import IdentityPredictor, Predictor, load_predictor
 from facelab.merge.render import render_frame
 from facelab.merge.stage import (
@@ -200,7 +200,7 @@ class Tuner:
             plan = self.plan(base)
             frame = self._frame(plan, pos)
             cfg = settings.for_frame(frame.number)
-            _check_stored(cfg, frame.faces)
+            check_stored(cfg, frame.faces)
             if not frame.faces:
                 image = read_image(frame.path)
                 return Rendered(image, np.zeros(image.shape[:2], np.uint8), time.perf_counter() - t0, frame.number)
