@@ -14,16 +14,19 @@ from typing import Callable
 
 import numpy as np
 
+from facelab.detect.dlib_backends import dlib_available
 from facelab.errors import FaceFileError
 from facelab.extract.config import ExtractConfig
 from facelab.extract.frame import FaceFinder, FoundFace, FrameFaces
-from facelab.extract.track import fill_gaps, link_tracks, looks_blank, order_by_track, track_indices
+from facelab.extract.track import Box, fill_gaps, link_tracks, looks_blank, order_by_track, track_indices
+from facelab.landmarks import DlibIdentity
 from facelab.workspace.faces import read_meta
 from facelab.workspace.images import read_image
 
 log = logging.getLogger(__name__)
 MIN_VIDEO_FRAMES = 3
 CHUNK_FRAMES = 64  # frames tracked and written together (plus the ones held back for the next gap)
+FRAMES_KEPT = 3  # frame images kept in memory while tracking (gap frames come in order; identity looks back)
 
 Seeded = tuple[tuple[FoundFace, ...], tuple[int, int] | None, dict[int, int]]
 
@@ -65,6 +68,8 @@ class VideoTracker:
 
     ``order``: every frame of the video in order; ``done``: face files of frames finished earlier, by frame
     (updated with :meth:`written`); ``finder()``: the FaceFinder that looks again in gaps (built on first need).
+    Each track's running identity is kept between calls in memory only: after a rerun it starts again from the
+    track's last face on disk, embedded when first needed.
     """
 
     def __init__(self, order: list[str], done: dict[str, list[Path]], cfg: ExtractConfig,
@@ -73,6 +78,9 @@ class VideoTracker:
         self.position = {name: t for t, name in enumerate(order)}
         self._seeded: dict[str, Seeded] = {}
         self.index: dict[int, int] = {}
+        self.identities: dict[int, tuple[list[float], int]] = {}
+        self._identity: DlibIdentity | bool | None = None  # built on first need; False: dlib missing
+        self._embedded: dict[tuple[str, Box], np.ndarray | None] = {}
         self.done = dict(done)
         for paths in self.done.values():  # every track of an earlier run keeps its face index
             self.index.update(seed_faces(paths)[2])
@@ -81,6 +89,13 @@ class VideoTracker:
     def hold(self) -> int:
         """Frames kept back at the end of a chunk: a gap ending there is filled with the next chunk."""
         return self.cfg.max_gap + 1
+
+    def _identity_net(self) -> DlibIdentity | None:
+        if self._identity is None:
+            self._identity = DlibIdentity() if dlib_available(need_models=True)[0] else False
+            if not self._identity:
+                log.warning("dlib's face recognition model is missing: video tracks link by overlap alone")
+        return self._identity or None
 
     def written(self, name: str, paths: list[Path]) -> None:
         self.done[name] = list(paths)
@@ -107,15 +122,25 @@ class VideoTracker:
                 faces, size, _ = self._seed(name)
                 frames.append(faces)
                 sizes.append(size)
-        frames = link_tracks(frames, self.cfg.max_gap, sizes=sizes, first_id=1 + max(self.index, default=-1))
-
         images: dict[int, np.ndarray] = {}
 
         def image(t: int) -> np.ndarray:
             if t not in images:
-                images.clear()  # gap frames come in order: keep one
+                if len(images) >= FRAMES_KEPT:
+                    images.pop(next(iter(images)))
                 images[t] = read_image(self.frame_path(window[t]))
             return images[t]
+
+        def embed(t: int, face: FoundFace) -> np.ndarray | None:
+            key = (window[t], tuple(face.box))
+            if key not in self._embedded:
+                net = self._identity_net()
+                self._embedded[key] = None if net is None else net.embed(image(t), face.landmarks)
+            return self._embedded[key]
+
+        frames = link_tracks(frames, self.cfg.max_gap, sizes=sizes, first_id=1 + max(self.index, default=-1),
+                             embed=embed, identities=self.identities)
+        self._embedded = {k: v for k, v in self._embedded.items() if k[0] in pending}  # held back: asked again
 
         def relook(t: int, box, lm: np.ndarray) -> FoundFace | None:
             if window[t] not in pending:  # written earlier: its faces stay as they are

@@ -210,3 +210,130 @@ def test_two_people_keep_their_face_index_when_one_is_missed(tmp_path, astronaut
     right = {m.face_index for m in metas if m.box[0] >= 250}
     assert res.tracks == 2 and len(left) == 1 and len(right) == 1 and left != right
     assert sum(m.box[0] < 250 for m in metas) == 5 and sum(m.box[0] >= 250 for m in metas) == 3
+
+
+def _person(face: FoundFace, who: int) -> FoundFace:
+    """``face`` tagged with a person (kept in ``score``) for the identity below."""
+    return FoundFace(face.box, face.landmarks, float(who), face.fit, face.residual)
+
+
+def _identity(t: int, face: FoundFace) -> np.ndarray:
+    """Person 0 and person 1 lie 1.0 apart (different), each face 0.1 off its person's point (same)."""
+    emb = np.zeros(128)
+    emb[int(face.score)] = 1.0
+    emb[2 + t % 3] = 0.1
+    return emb
+
+
+def test_identity_keeps_people_on_their_tracks_where_overlap_would_swap_them():
+    """Two people swap places between frames 1 and 2; then person 1 leaves for 3 frames and comes back where
+    person 0 was (who moved). Overlap alone swaps or splits them; identity keeps one track per person."""
+    layout = [(10, 300)] * 2 + [(300, 10)] * 2 + [(300, None)] * 3 + [(10, 300)] * 2  # x of person 0, person 1
+    frames = [tuple(_person(_face(x), who) for who, x in enumerate(xs) if x is not None) for xs in layout]
+    calls = []
+
+    def embed(t, face):
+        calls.append(t)
+        return _identity(t, face)
+
+    def tracks_of(linked):
+        return [{f.track for faces in linked for f in faces if f.score == who} for who in (0, 1)]
+
+    a, b = tracks_of(link_tracks(frames, max_gap=5, embed=embed))
+    assert len(a) == 1 and len(b) == 1 and a != b
+    a, b = tracks_of(link_tracks(frames, max_gap=5))  # overlap alone
+    assert len(a) > 1 or len(b) > 1 or a == b
+    identities = {}
+    link_tracks(frames, max_gap=5, embed=_identity, identities=identities)  # the state carried between windows
+    assert all(len(mean) == 128 and isinstance(mean[0], float) and n >= 1 for mean, n in identities.values())
+
+
+def test_identity_refuses_another_persons_track_and_prefers_the_closer_one():
+    from facelab.extract.track import LinkConfig, link_score
+
+    assert link_score(0.8, None) == 0.8 and link_score(0.2, 0.1) is None
+    assert link_score(0.9, 0.7) is None and link_score(0.9, 0.7, LinkConfig(max_distance=0.8)) is not None
+    assert link_score(0.5, 0.2) > link_score(0.7, 0.5)  # the closer identity wins over a little more overlap
+    # two people cross: both faces overlap both tracks; overlap alone would give the track to the wrong face
+    frames = [(_person(_face(10), 0), _person(_face(60), 1)), (_person(_face(40), 0), _person(_face(30), 1)),
+              (_person(_face(70), 0), _person(_face(0), 1))]
+    linked = link_tracks(frames, max_gap=5, embed=_identity)
+    for who in (0, 1):
+        assert len({f.track for faces in linked for f in faces if f.score == who}) == 1
+
+
+def test_one_face_links_without_identity(clip, tmp_path, monkeypatch):
+    """The common case stays as cheap as overlap alone: a single face through a video (with a covered gap) is
+    never embedded; a lone face back after a gap elsewhere costs at most one embedding per track and face."""
+    from facelab.landmarks.dlib68 import DlibIdentity
+
+    real, calls = DlibIdentity.embed, []
+
+    def counted(self, image, landmarks):
+        calls.append(1)
+        return real(self, image, landmarks)
+
+    monkeypatch.setattr(DlibIdentity, "embed", counted)
+    res = extract_faces(clip, tmp_path / "aligned", CLIP_CFG)
+    assert res.tracks == 1 and calls == []
+    frames = [(_face(10),), (), (_face(200),), (_face(205),)]  # back elsewhere: identity asked once a side
+    seen = []
+    linked = link_tracks(frames, 5, embed=lambda t, f: seen.append(t) or np.zeros(128))
+    assert sorted(seen) == [0, 2] and len({f.track for faces in linked for f in faces}) == 1
+
+
+def _swap_clip(folder: Path, astronaut: np.ndarray, grace_hopper: np.ndarray) -> list[tuple]:
+    """Astronaut (0) and Grace Hopper (1) in a left and a right place; returns who is where in each frame."""
+    folder.mkdir()
+    people = [cv2.resize(astronaut, (220, 240), interpolation=cv2.INTER_AREA),
+              cv2.resize(grace_hopper, (205, 240), interpolation=cv2.INTER_AREA)]
+    layout = [(0, 1)] * 2 + [(1, 0)] * 2 + [(None, 0)] * 3 + [(1, 0)] * 2  # (left, right); 1 away for 3 frames
+    for t, (left, right) in enumerate(layout):
+        canvas = np.full((240, 480, 3), 90, np.uint8)
+        for who, x in ((left, 10), (right, 255)):
+            if who is not None:
+                canvas[:, x:x + people[who].shape[1]] = people[who]
+        write_image(folder / f"{t + 1:06d}.png", canvas)
+    return layout
+
+
+@pytest.mark.parametrize("how", ["whole", "chunks", "resumed"])
+def test_video_people_swapping_places_keep_their_face_index(tmp_path, astronaut, grace_hopper, monkeypatch, how):
+    """Real faces through the stage: the two swap places between frames 1 and 2 (overlap alone would swap
+    their tracks), Grace leaves for 3 frames and comes back where the astronaut was; every face found in a frame
+    keeps its person's face index, also when written a few frames at a time, and when a rerun after a kill
+    continues from the frames before the swap (their identities then come from the faces on disk)."""
+    import facelab.extract.stage as stage
+
+    if how == "chunks":
+        monkeypatch.setattr(stage, "CHUNK_FRAMES", 1)
+    layout = _swap_clip(tmp_path / "data_dst", astronaut, grace_hopper)
+    cfg = ExtractConfig(size=64, workers=1, second_look=False)
+    res = extract_faces(tmp_path / "data_dst", tmp_path / "aligned", cfg)
+    if how == "resumed":
+        for p in list_faces(tmp_path / "aligned"):  # killed before the swap was written
+            if int(read_meta(p).frame_stem) > 2:
+                p.unlink()
+        (tmp_path / "aligned" / ".extract_state.json").unlink()
+        res = extract_faces(tmp_path / "data_dst", tmp_path / "aligned", cfg)
+        assert res.skipped == 2
+    index: dict[int, set[int]] = {0: set(), 1: set()}
+    found = 0
+    for p in list_faces(tmp_path / "aligned"):
+        m = read_meta(p)
+        if m.extra.get("interpolated") or m.extra.get("refound"):
+            continue
+        place = 0 if (m.box[0] + m.box[2]) / 2 < 240 else 1
+        who = layout[int(m.frame_stem) - 1][place]
+        assert who is not None
+        index[who].add(m.face_index)
+        found += 1
+    assert found == 15 and res.tracks == 2
+    assert len(index[0]) == 1 and len(index[1]) == 1 and index[0] != index[1]
+
+
+def test_gap_is_not_filled_onto_another_tracks_face():
+    frames = [(_person(_face(10), 0),), (_person(_face(100), 1),), (_person(_face(200), 0), _person(_face(110), 1))]
+    linked = link_tracks(frames, 5, embed=_identity)
+    filled, _, interp = fill_gaps(linked, 5, relook=lambda t, box, lm: _face(100))
+    assert interp == 0 and len(filled[1]) == 1  # person 0's gap passes over person 1's face: left alone
