@@ -102,7 +102,7 @@ def verify_cmd(names: tuple[str, ...], files: tuple[Path, ...]) -> None:
     entries = [get_weight(n) for n in names] if names else list(CATALOG)
     if files and len(entries) != 1:
         raise FacelabError("--file needs exactly one NAME, e.g. `models verify s3fd --file ./s3fd.pth`")
-    bad = []
+    bad, checked = [], 0
     for entry in entries:
         if files:
             path, check = files[0], check_file(entry, files[0])
@@ -113,10 +113,14 @@ def verify_cmd(names: tuple[str, ...], files: tuple[Path, ...]) -> None:
                 click.echo(f"{entry.name}: missing ({entry.file} not in "
                            f"{', '.join(str(d) for d in search_dirs(entry))})")
             continue
+        checked += 1
         word = {True: "ok", False: "MISMATCH", None: "unchecked"}[check.ok]
         click.echo(f"{entry.name}: {word} {path} ({check.detail}; sha256 {check.sha256})")
         if check.ok is False:
             bad.append(entry.name)
+    if not checked and not names:
+        click.echo(f"no weight files present in {models_dir()}; `python main.py models list` shows what can be "
+                   f"fetched")
     if bad:
         raise FacelabError(f"{', '.join(bad)} failed the check; run `python main.py models fetch --force "
                            f"{' '.join(bad)}` or copy good files into {models_dir()}")

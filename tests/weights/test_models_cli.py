@@ -95,6 +95,8 @@ def test_fetch_wrong_hash_and_server_gone(env):
 
 
 def test_verify_a_named_file_and_unknown_names(env, tmp_path):
+    res = _run("models", "verify")
+    assert res.exit_code == 0 and "no weight files present" in res.output
     res = _run("models", "verify", "s3fd")
     assert res.exit_code == 0 and "s3fd: missing" in res.output
     fake = tmp_path / "s3fd.pth"
