@@ -362,5 +362,13 @@ class StudioServer(ThreadingHTTPServer):
 
 def make_server(ws: Workspace, model_dir: Path | None, *, host: str = "127.0.0.1", port: int = 0,
                 device: torch.device | str = "cpu", token: str | None = None) -> StudioServer:
-    """A bound (not yet serving) studio server; ``port`` 0 picks a free one. Call ``serve_forever()``."""
-    return StudioServer((host, port), Studio(ws, model_dir, device, token))
+    """A bound (not yet serving) studio server; ``port`` 0 picks a free one. Call ``serve_forever()``.
+
+    An address that cannot be bound (a port in use, a host this machine does not have) is a one-line
+    :class:`FacelabError` naming it and the fix."""
+    studio = Studio(ws, model_dir, device, token)
+    try:
+        return StudioServer((host, port), studio)
+    except OSError as exc:
+        raise FacelabError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port "
+                           f"(0 picks a free one) or --host") from exc

@@ -327,3 +327,17 @@ def test_studio_command_prints_one_url_and_warns_off_loopback(studio, monkeypatc
     res = CliRunner().invoke(cli, ["studio", "-w", str(ws.root), "--host", "0.0.0.0", "--port", "0",
                                    "--device", "cpu"], obj={})
     assert res.exit_code == 0 and "WARNING: binding to 0.0.0.0" in res.output
+
+
+def test_studio_command_on_a_port_in_use_is_one_line(studio):
+    import socket
+
+    ws, _ = studio
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(cli, ["studio", "-w", str(ws.root), "--port", str(port), "--device", "cpu"],
+                                 obj={})
+    assert res.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in res.output and "choose another --port" in res.output
