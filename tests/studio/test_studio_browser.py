@@ -72,7 +72,7 @@ def browser(tmp_path):
 def test_tune_save_and_merge_match_what_the_page_showed(browser, tmp_path, astronaut):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     ws = build_workspace(tmp_path / "workspace", astronaut)
     wait = WebDriverWait(browser, WAIT, poll_frequency=0.2)
@@ -134,6 +134,24 @@ def test_tune_save_and_merge_match_what_the_page_showed(browser, tmp_path, astro
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-grid figure")) == 4)
         browser.find_element(By.CSS_SELECTOR, "#faces-grid figure").click()
         wait.until(lambda d: "data_dst/000001.png" in d.find_element(By.ID, "face-detail").text)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#face-detail svg circle")) == 68  # landmarks drawn
+        # select the page, move it to the trash, and restore it from there: files move, nothing is deleted
+        aligned = sorted(p.name for p in ws.aligned("dst").iterdir() if p.is_file())
+        browser.find_element(By.ID, "faces-select-page").click()
+        assert browser.find_element(By.ID, "faces-selected").text == "4 selected"
+        browser.find_element(By.ID, "faces-trash").click()
+        wait.until(lambda d: d.find_element(By.ID, "faces-status").text == "4 moved")
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#faces-grid figure"))
+        trash = ws.aligned("dst").parent / (ws.aligned("dst").name + "_trash")
+        assert sorted(p.name for p in trash.iterdir() if p.is_file()) == aligned
+        Select(browser.find_element(By.ID, "faces-place")).select_by_value("trash")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-grid figure")) == 4)
+        browser.find_element(By.ID, "faces-select-page").click()
+        browser.find_element(By.ID, "faces-restore").click()
+        wait.until(lambda d: d.find_element(By.ID, "faces-status").text == "4 moved")
+        assert sorted(p.name for p in ws.aligned("dst").iterdir() if p.is_file()) == aligned
+        Select(browser.find_element(By.ID, "faces-place")).select_by_value("aligned")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#faces-grid figure")) == 4)
         browser.find_element(By.CSS_SELECTOR, "#tabs button[data-tab=workspace]").click()
         wait.until(lambda d: d.find_element(By.ID, "next-command").text.startswith("python main.py"))
         assert browser.find_element(By.ID, "error").text == ""

@@ -477,7 +477,12 @@ loaders.train = () => {
 // ---------------------------------------------------------------------------------------------------------------
 // face sets
 
-const faces = {page: 0, per: 60, total: 0, selected: new Set()};
+const faces = {page: 0, per: 60, total: 0, names: [], selected: new Set()};
+
+function showSelected() {
+  $("faces-selected").textContent = faces.selected.size ? `${faces.selected.size} selected` : "";
+  for (const fig of $("faces-grid").children) fig.classList.toggle("selected", faces.selected.has(fig.dataset.name));
+}
 
 function faceQuery(name) {
   return `side=${$("faces-side").value}&place=${$("faces-place").value}&name=${encodeURIComponent(name)}`;
@@ -495,6 +500,7 @@ async function loadFaces() {
   const trash = $("faces-place").value === "trash";
   $("faces-trash").hidden = trash;
   $("faces-restore").hidden = !trash;
+  faces.names = doc.names;
   const grid = $("faces-grid");
   grid.replaceChildren();
   for (const name of doc.names) {
@@ -504,23 +510,48 @@ async function loadFaces() {
     fig.dataset.name = name;
     fig.addEventListener("click", () => {
       if (faces.selected.has(name)) faces.selected.delete(name); else faces.selected.add(name);
-      fig.classList.toggle("selected");
+      showSelected();
       showFace(name).catch(showError);
     });
     grid.append(fig);
   }
+  showSelected();
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function landmarkOverlay(points, size) {
+  // the 68 points in face pixels, drawn over the face image (same square, scaled by the viewBox)
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${size} ${size}`);
+  const r = String(Math.max(1, size / 160));
+  for (const [x, y] of points) {
+    const c = document.createElementNS(SVG, "circle");
+    c.setAttribute("cx", String(x));
+    c.setAttribute("cy", String(y));
+    c.setAttribute("r", r);
+    svg.append(c);
+  }
+  return svg;
 }
 
 async function showFace(name) {
   const meta = await (await api(`/api/faces/meta?${faceQuery(name)}`)).json();
   const box = $("face-detail");
   const img = el("img", {src: `/api/faces/image?${faceQuery(name)}`, alt: name});
+  const overlay = landmarkOverlay(meta.landmarks_face || [], meta.size);
+  const view = el("div", {className: "face-view"}, img, overlay);
   const table = el("table");
   for (const key of ["name", "source_frame", "frame_size", "face_index", "face_type", "size", "box", "detector",
                      "landmarks_backend", "schema_version"]) {
     table.append(el("tr", {}, el("td", {textContent: key}), el("td", {textContent: JSON.stringify(meta[key])})));
   }
-  const masks = el("div", {}, "masks: ");
+  for (const [key, value] of Object.entries(meta.extra || {})) {  // track, interpolated, fit marks of extract
+    table.append(el("tr", {}, el("td", {textContent: key}), el("td", {textContent: JSON.stringify(value)})));
+  }
+  const points = el("label", {}, el("input", {type: "checkbox", id: "face-landmarks", checked: true}), " landmarks");
+  points.firstChild.addEventListener("change", (e) => { overlay.style.display = e.target.checked ? "" : "none"; });
+  const masks = el("div", {}, points, " masks: ");
   const original = el("button", {textContent: "face"});
   original.addEventListener("click", () => { img.src = `/api/faces/image?${faceQuery(name)}`; });
   masks.append(original);
@@ -530,7 +561,7 @@ async function showFace(name) {
     masks.append(" ", b);
   }
   if (!meta.masks.length) masks.append("none stored");
-  box.replaceChildren(img, masks, table);
+  box.replaceChildren(view, masks, table);
 }
 
 async function moveSelected(kind) {
@@ -538,8 +569,8 @@ async function moveSelected(kind) {
   if (!names.length) return;
   const doc = await (await api(`/api/faces/${kind}`, {json: {side: $("faces-side").value, names}})).json();
   faces.selected.clear();
-  $("faces-status").textContent = `${doc.moved} moved`;
   await loadFaces();
+  $("faces-status").textContent = `${doc.moved} moved`;
 }
 
 loaders.faces = () => loadFaces().catch(showError);
@@ -550,6 +581,8 @@ $("faces-prev").addEventListener("click", () => { faces.page = Math.max(0, faces
 $("faces-next").addEventListener("click", () => {
   if ((faces.page + 1) * faces.per < faces.total) { faces.page += 1; loaders.faces(); }
 });
+$("faces-select-page").addEventListener("click", () => { faces.names.forEach((n) => faces.selected.add(n)); showSelected(); });
+$("faces-select-none").addEventListener("click", () => { faces.selected.clear(); showSelected(); });
 $("faces-trash").addEventListener("click", () => moveSelected("trash").catch(showError));
 $("faces-restore").addEventListener("click", () => moveSelected("restore").catch(showError));
 
