@@ -20,7 +20,7 @@ from facelab.errors import FacelabError
 from facelab.extract.config import AUTO_MAX_WORKERS, ExtractConfig
 from facelab.extract.frame import FaceFinder, FrameFaces, reference_embedding
 from facelab.extract.sequence import CHUNK_FRAMES, VideoTracker, face_indices, is_video
-from facelab.extract.state import load_state, save_state, scan_faces
+from facelab.extract.state import face_coverage, load_state, save_state, scan_faces
 from facelab.extract.writer import write_debug, write_faces
 from facelab.utils.items import ITEM_ERRORS, ItemErrors, item_message
 from facelab.utils.progress import Progress
@@ -49,6 +49,7 @@ class ExtractResult:
     found_again: int = 0  # video: faces a track lost and a second look found
     interpolated: int = 0  # video: faces filled in by interpolating a track's landmarks across a short gap
     tracks: int = 0  # video: face tracks
+    coverage: tuple[tuple[int, int], ...] = ()  # video: (face index, frames holding a face file with it)
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -58,7 +59,16 @@ class ExtractResult:
         d = asdict(self)
         d["seconds"] = round(self.seconds, 2)
         d["error_files"] = ", ".join(self.error_files[:5]) + (" ..." if len(self.error_files) > 5 else "")
+        d["coverage"] = coverage_text(self.coverage, self.frames)
+        if not self.coverage:
+            del d["coverage"]  # photos: no tracks
         return d
+
+
+def coverage_text(coverage: tuple[tuple[int, int], ...], frames: int, most: int = 4) -> str:
+    """``face 0: 472/472 frames (100%), face 1: ...`` (the ``most`` first face indices), or empty."""
+    parts = [f"face {i}: {n}/{frames} frames ({100.0 * n / max(1, frames):.0f}%)" for i, n in coverage[:most]]
+    return ", ".join(parts) + (f" (+{len(coverage) - most} more)" if len(coverage) > most else "")
 
 
 @dataclass(frozen=True)
@@ -289,7 +299,8 @@ def extract_faces(frames_dir: str | os.PathLike, aligned_dir: str | os.PathLike,
     return ExtractResult(len(frames), tally.processed, tally.faces + collector.faces, tally.no_face,
                          tally.multi_face, len(tally.errors), len(frames) - len(todo), tally.rejected,
                          time.perf_counter() - t0, tally.errors.as_tuple(), collector.refound, collector.interpolated,
-                         len(tracker.index) if tracker is not None else 0)
+                         len(tracker.index) if tracker is not None else 0,
+                         face_coverage(aligned_dir, [_source_name(p, root) for p in frames]) if video else ())
 
 
 class _LazyFinder:

@@ -54,3 +54,18 @@ def scan_faces(aligned_dir: Path) -> tuple[dict[str, list[Path]], set[str]]:
         if meta.extra.get("frame_done") is True or (not marked and meta.face_index == 0):
             complete.add(meta.source_frame)
     return out, complete
+
+
+def face_coverage(aligned_dir: Path, frames: list[str]) -> tuple[tuple[int, int], ...]:
+    """For a video: (face index, frames of ``frames`` holding a face file with that index), by face index. Each
+    track keeps one face index, so this is the share of the video each tracked person has face files in."""
+    wanted = set(frames)
+    seen: dict[int, set[str]] = {}
+    for path in list_faces(aligned_dir):
+        try:
+            meta = read_meta(path)
+        except FaceFileError:
+            continue
+        if meta.source_frame in wanted:
+            seen.setdefault(meta.face_index, set()).add(meta.source_frame)
+    return tuple((index, len(names)) for index, names in sorted(seen.items()))

@@ -100,6 +100,7 @@ def test_clip_gap_is_filled_and_marked(clip, tmp_path):
     metas = {read_meta(p).source_frame: read_meta(p) for p in list_faces(out)}
     assert len(metas) == 10 and res.faces == 10 and res.tracks == 1
     assert res.interpolated + res.found_again == 2
+    assert res.coverage == ((0, 10),) and res.summary()["coverage"] == "face 0: 10/10 frames (100%)"
     covered = [m for m in metas.values() if m.extra.get("interpolated")]
     assert len(covered) == res.interpolated
     assert {m.extra["track"] for m in metas.values()} == {0} and {m.face_index for m in metas.values()} == {0}
@@ -329,6 +330,11 @@ def test_video_people_swapping_places_keep_their_face_index(tmp_path, astronaut,
         index[who].add(m.face_index)
         found += 1
     assert found == 15 and res.tracks == 2
+    per_index: dict[int, set[str]] = {}
+    for p in list_faces(tmp_path / "aligned"):
+        m = read_meta(p)
+        per_index.setdefault(m.face_index, set()).add(m.source_frame)
+    assert res.coverage == tuple((i, len(f)) for i, f in sorted(per_index.items())) and len(res.coverage) == 2
     assert len(index[0]) == 1 and len(index[1]) == 1 and index[0] != index[1]
 
 
