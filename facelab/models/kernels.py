@@ -266,6 +266,16 @@ def call_of(module: nn.Conv2d, x: torch.Tensor) -> ConvCall:
                     is_channels_last(module.weight))
 
 
+def run_with_hook(model: nn.Module, hook: Callable[[nn.Module, tuple], None], run: Callable[[], object]) -> None:
+    """Run ``run`` with ``hook`` as a forward pre-hook on every planned convolution of ``model``, removed after."""
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if plannable(m)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def conv_calls(model: nn.Module, run: Callable[[], object]) -> dict[ConvCall, list[nn.Module]]:
     """Each distinct call ``run`` makes of a planned convolution of ``model``, with the modules that make it
     (forward pre-hooks read only the inputs' shapes and layouts)."""
@@ -278,12 +288,7 @@ def conv_calls(model: nn.Module, run: Callable[[], object]) -> dict[ConvCall, li
             if not any(u is module for u in users):
                 users.append(module)
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if plannable(m)]
-    try:
-        run()
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hook(model, hook, run)
     return calls
 
 
@@ -479,12 +484,7 @@ def plan_kernels(model: nn.Module, run: Callable[[], object], cache: Path | None
         users.setdefault(call, {})[id(module)] = None
         set_kernel_paths(module, {**getattr(module, KERNEL_ATTR), call.dispatch(): chosen[call][0]})
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if plannable(m)]
-    try:
-        run()
-    finally:
-        for h in handles:
-            h.remove()
+    run_with_hook(model, hook, run)
     if cache is not None and any(seconds for _, seconds in chosen.values()):
         latest = read_cache(cache)  # another process may have added its own machine meanwhile
         write_cache(cache, {**latest, machine: {**latest.get(machine, {}), **known}})
