@@ -53,3 +53,23 @@ def photo_clip(image: np.ndarray, out: Path, frames: int, fps: int, audio: bool,
     # the reference gives the clip its tone (encode takes the first audio track of a reference video)
     ref = make_clip(tmp / f"{out.stem}_ref.mp4", seconds=frames / fps + 0.5, fps=fps) if audio else None
     encode_frames(folder, out, reference_video=ref, fps=fps)
+
+
+def drifting_face_clip(face: np.ndarray, out: Path, frames: int, covered: tuple[int, ...], *,
+                       canvas: tuple[int, int] = (260, 320), top: int = 10, step: int = 4,
+                       block: tuple[int, int, int, int] = (40, 200, 40, 200), follow: bool = True) -> Path:
+    """Numbered frames ``000001.png ...`` in ``out`` of ``face`` (resized to 200x234) drifting right by ``step`` px a
+    frame on a grey ``canvas``; in the ``covered`` frames a textured (not blank) block, rows ``block[0]:block[1]``
+    and columns ``block[2]:block[3]`` (moving with the face when ``follow``), hides it. Returns ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = cv2.resize(face, (200, 234), interpolation=cv2.INTER_AREA)
+    y0, y1, x0, x1 = block
+    hand = np.random.default_rng(0).integers(120, 220, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    for t in range(frames):
+        img = np.full((*canvas, 3), 90, np.uint8)
+        img[top:top + 234, 20 + step * t:220 + step * t] = base
+        if t in covered:
+            dx = step * t if follow else 0
+            img[y0:y1, x0 + dx:x1 + dx] = hand
+        write_image(out / f"{t + 1:06d}.png", img)
+    return out

@@ -8,27 +8,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from facekit import drifting_face_clip
 
 from facelab.extract import ExtractConfig, extract_faces
 from facelab.sort import SORT_METHODS, contact_sheet
 from facelab.sort.sheet import fit_issue
-from facelab.workspace import write_image
 from facelab.workspace.faces import list_faces, read_meta
 
 
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory, grace_hopper) -> Path:
     """Six frames of Grace Hopper; frames 3-4 covered by a textured block, so the track's gap is interpolated."""
-    d = tmp_path_factory.mktemp("sheet") / "data_dst"
-    d.mkdir()
-    base = cv2.resize(grace_hopper, (200, 234), interpolation=cv2.INTER_AREA)
-    hand = np.random.default_rng(0).integers(120, 220, (180, 200, 3), dtype=np.uint8)  # textured, not blank
-    for t in range(6):
-        canvas = np.full((250, 260, 3), 90, np.uint8)
-        canvas[8:242, 20 + 3 * t:220 + 3 * t] = base
-        if t in (2, 3):
-            canvas[30:210, 30:230] = hand[:180, :200]
-        write_image(d / f"{t + 1:06d}.png", canvas)
+    d = drifting_face_clip(grace_hopper, tmp_path_factory.mktemp("sheet") / "data_dst", 6, (2, 3), canvas=(250, 260),
+                           top=8, step=3, block=(30, 210, 30, 230), follow=False)
     extract_faces(d, d / "aligned", ExtractConfig(size=64, workers=1, second_look=False, debug=True))
     return d / "aligned"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from facekit import drifting_face_clip
 
 from facelab.extract import ExtractConfig, extract_faces
 from facelab.extract.frame import FoundFace
@@ -78,17 +79,7 @@ def test_sequence_auto_needs_numbered_frames():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, grace_hopper) -> Path:
     """Ten 240 px frames of Grace Hopper drifting right; frames 5-6 have the face covered by a textured block."""
-    d = tmp_path_factory.mktemp("clip") / "data_dst"
-    d.mkdir()
-    base = cv2.resize(grace_hopper, (200, 234), interpolation=cv2.INTER_AREA)
-    hand = np.random.default_rng(0).integers(120, 220, (160, 160, 3), dtype=np.uint8)  # textured, not blank
-    for t in range(10):
-        canvas = np.full((260, 320, 3), 90, np.uint8)
-        canvas[10:244, 20 + 4 * t:220 + 4 * t] = base
-        if t in (4, 5):
-            canvas[40:200, 40 + 4 * t:200 + 4 * t] = hand
-        write_image(d / f"{t + 1:06d}.png", canvas)
-    return d
+    return drifting_face_clip(grace_hopper, tmp_path_factory.mktemp("clip") / "data_dst", 10, (4, 5))
 
 
 CLIP_CFG = ExtractConfig(size=64, workers=1, second_look=False, max_gap=2)
