@@ -14,8 +14,10 @@ On CPU the model is set up as ``train`` sets it up: convolution weights in chann
 (``--no-channels-last``: contiguous), and each convolution's kernel chosen by timing the candidates in this run
 with these threads (``facelab/models/kernels.py``, no cache; ``--no-kernel-choice``: the fixed rule). Each row
 is followed by the kernel each convolution got; ``--layers`` adds a table per row: each convolution call, its path,
-its share of the step time and its rate over the ceiling (its forward + backward timed alone), and the rest of the
-step (dense layers, element-wise work, losses, optimizer).
+its share of the step time and its rate over the ceiling (its forward + backward timed alone), then for each of its
+passes (forward, input gradient, weight gradient) the best of the kernels tried for it alone and its rate over the
+ceiling, which shows what holds the layer back; and the rest of the step (dense layers, element-wise work, losses,
+optimizer).
 
 The process runs as ``python main.py train`` does: OpenMP's short spin-wait set before torch is imported and the
 allocator keeping freed memory (``facelab/utils/runtime.py``); a script importing ``run`` must call
@@ -36,9 +38,10 @@ set_openmp_defaults()
 import argparse  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from ceiling import KernelRate, best, candidate_rates, layer_shapes  # noqa: E402
 from common import device_name, print_rows  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -46,12 +49,17 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from facelab.models import create_model  # noqa: E402
 from facelab.models.batch import Batch  # noqa: E402
 from facelab.models.kernels import (  # noqa: E402
+    ConvCall,
     KernelSearch,
     call_path,
+    call_tensors,
     check_plan,
+    cl_patches,
     conv_calls,
     plan_kernels,
     time_path,
+    weight_grad_by_conv,
+    weight_grad_by_gemm,
 )
 from facelab.train.options import TrainOptions  # noqa: E402
 from facelab.train.step import new_trainee, train_step  # noqa: E402
@@ -90,10 +98,52 @@ def kernel_lines(model: torch.nn.Module, step) -> list[str]:
     return [f"{c.label()} x{len(m)}: {call_path(m[0], c)}" for c, m in sorted(calls.items(), key=lambda kv: -kv[0].flops())]
 
 
+def pass_kernels(call: ConvCall) -> dict[str, dict[str, Callable[[], object]]]:
+    """For each pass of a convolution (forward, input gradient, weight gradient), the kernels tried for it, each
+    as a function running that pass alone on ``call``'s shapes and layouts."""
+    x, w, _ = call_tensors(call)
+    x, w = x.detach(), w.detach()
+    stride, padding, kernel = call.stride, call.padding, call.weight[2:]
+    cl = x.contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(call.input[0], call.weight[0], *call.output_hw).to(memory_format=torch.channels_last)
+    bwd = torch.ops.aten.convolution_backward
+
+    def onednn(inp: torch.Tensor, mask: tuple[bool, bool, bool]) -> Callable[[], object]:
+        grad = gy.contiguous(memory_format=torch.channels_last if inp is cl else torch.contiguous_format)
+        return lambda: bwd(grad, inp, w, None, stride, padding, (1, 1), False, (0, 0), 1, mask)
+
+    def patches_gemm() -> object:
+        cols, _, _ = cl_patches(x, kernel, stride, padding)
+        return cols @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1).t()
+
+    return {
+        "forward": {"oneDNN": lambda: F.conv2d(x, w, None, stride, padding),
+                    "oneDNN-cl": lambda: F.conv2d(cl, w, None, stride, padding),
+                    "im2col-cl GEMM": patches_gemm},
+        "input gradient": {"oneDNN": onednn(x, (True, False, False)), "oneDNN-cl": onednn(cl, (True, False, False))},
+        "weight gradient": {"oneDNN": onednn(x, (False, True, False)), "oneDNN-cl": onednn(cl, (False, True, False)),
+                            "as a conv": lambda: weight_grad_by_conv(cl, gy, kernel, stride, padding),
+                            "GEMM": lambda: weight_grad_by_gemm(cl, gy, kernel, stride, padding)},
+    }
+
+
+def pass_rates(call: ConvCall, ceiling: float, reps: int) -> dict[str, tuple[str, float]]:
+    """Each pass's best kernel (of :func:`pass_kernels`) and its FLOP rate over ``ceiling``, each timed alone."""
+    out = {}
+    with torch.no_grad():
+        for name, kernels in pass_kernels(call).items():
+            sec = {k: best_seconds(fn, torch.device("cpu"), reps + 1) for k, fn in kernels.items()}
+            top = min(sec, key=sec.get)
+            out[name] = (top, call.flops() / sec[top] / ceiling)
+    return out
+
+
 def layer_table(model: torch.nn.Module, step, step_sec: float, ceiling: float, reps: int) -> list[dict[str, Any]]:
     """One row per convolution call of a training step (largest FLOPs first): its path, the share of the step
     time of its forward + backward timed alone (best of ``reps``) times the modules making it, and its FLOP rate
-    over ``ceiling``; then the rest of the step (dense layers, element-wise work, losses, optimizer)."""
+    over ``ceiling``, then the best kernel of each of its passes alone and its rate over ``ceiling``
+    (:func:`pass_rates`: what holds the layer back); then the rest of the step (dense layers, element-wise work,
+    losses, optimizer)."""
     rows, spent = [], 0.0
     calls = conv_calls(model, step)
     for call, modules in sorted(calls.items(), key=lambda kv: -kv[0].flops()):
@@ -101,9 +151,10 @@ def layer_table(model: torch.nn.Module, step, step_sec: float, ceiling: float, r
         sec = time_path(call, path, KernelSearch(reps=reps))
         spent += sec * len(modules)
         rows.append({"layer": f"{call.label()} x{len(modules)}", "path": path, "share": sec * len(modules) / step_sec,
-                     "over_ceiling": call.flops() * (3 if call.input_grad else 2) / sec / ceiling})
+                     "over_ceiling": call.flops() * (3 if call.input_grad else 2) / sec / ceiling,
+                     "passes": pass_rates(call, ceiling, reps)})
     rows.append({"layer": "rest: dense, element-wise, losses, optimizer", "path": "-",
-                 "share": (step_sec - spent) / step_sec, "over_ceiling": float("nan")})
+                 "share": (step_sec - spent) / step_sec, "over_ceiling": float("nan"), "passes": {}})
     return rows
 
 
@@ -208,11 +259,14 @@ def run(quick: bool = False, setup: Setup = Setup()) -> list[dict]:
 
 
 def print_layers(row: dict) -> None:
-    print(f"# {row['name']} per layer (share of the step time; forward + backward alone, rate over the ceiling):")
-    print(f"#   {'layer':<44} {'path':<14} {'share':>6} {'/ceil':>6}")
+    print(f"# {row['name']} per layer (share of the step time; forward + backward alone, rate over the ceiling; "
+          "then each pass alone: its best kernel, rate over the ceiling):")
+    print(f"#   {'layer':<44} {'path':<14} {'share':>6} {'/ceil':>6}  {'forward':<20} {'input gradient':<20} "
+          "weight gradient")
     for r in row["layers"]:
         rate = "" if r["over_ceiling"] != r["over_ceiling"] else f"{r['over_ceiling']:.2f}"
-        print(f"#   {r['layer']:<44} {r['path']:<14} {r['share']:>6.1%} {rate:>6}")
+        passes = " ".join(f"{f'{k} {v:.2f}':<20}" for k, v in r["passes"].values())
+        print(f"#   {r['layer']:<44} {r['path']:<14} {r['share']:>6.1%} {rate:>6}  {passes}".rstrip())
 
 
 def main() -> None:

@@ -5,12 +5,15 @@ Candidates (each timed forward + backward, FLOPs counted by torch's flop counter
 - GEMM (torch.mm: MKL or oneDNN on CPU, the tensor cores in bf16 on CUDA) at square sizes 1024 and 2048 (4096 and
   8192 on CUDA) and at the model's dense layers' shapes;
 - at the model's own convolution shapes (the largest by FLOPs): oneDNN (cuDNN on CUDA) direct convolution in the
-  contiguous and the channels-last layout, and the model's two im2col + one GEMM paths (unfold, and patches
-  gathered channels-last; ``facelab/models/kernels.py``).
+  contiguous and the channels-last layout, forward + backward, and each of its passes alone (the forward; the
+  input gradient), and the model's two im2col + one GEMM paths (unfold, and patches gathered channels-last;
+  ``facelab/models/kernels.py``).
 
-The ceiling is the best rate of them all, named with its kernel and shape. A training step runs these same kernels
-(plus element-wise work), so its FLOP rate over this ceiling is at most 1; above 1 means a faster kernel exists
-that was not measured, and the benchmark fails.
+The passes alone matter: on some CPUs oneDNN's forward kernel outruns MKL's best GEMM, while its weight-gradient
+kernel is far slower, so a forward + backward rate understates what the machine can do. The ceiling is the best
+rate of them all, named with its kernel and shape. A training step runs these same kernels (plus element-wise
+work), so its FLOP rate over this ceiling is at most 1; above 1 means a faster kernel exists that was not
+measured, and the benchmark fails.
 """
 
 from __future__ import annotations
@@ -117,23 +120,41 @@ def _gemm_fn(m: int, k: int, n: int, device: torch.device, dtype: torch.dtype) -
     return lambda: torch.mm(a, b, out=c)
 
 
-def _conv_fn(s: LayerShape, device: torch.device, dtype: torch.dtype, layout: str) -> Callable[[], None]:
-    """Forward + backward (input and weight gradients) of one convolution with ``layout``."""
+PASSES = ("forward + backward", "forward", "input gradient")
+
+
+def _conv_fn(s: LayerShape, device: torch.device, dtype: torch.dtype, layout: str,
+             passes: str = PASSES[0]) -> Callable[[], None]:
+    """One convolution with ``layout``: forward + backward (input and weight gradients), or one pass alone
+    (``passes``: the forward, or the input gradient; direct convolution only)."""
     g = torch.Generator(device=device).manual_seed(0)
     fmt = torch.channels_last if layout == "channels-last" else torch.contiguous_format
     x = torch.randn(*s.input, device=device, dtype=dtype, generator=g).to(memory_format=fmt).requires_grad_()
     w = (torch.randn(s.out_ch, s.input[1], s.kernel, s.kernel, device=device, dtype=dtype, generator=g) * 0.01)
     w = w.to(memory_format=fmt).requires_grad_()
+    stride, padding = (s.stride, s.stride), (s.padding, s.padding)
+    with torch.no_grad():
+        gy = torch.ones_like(F.conv2d(x, w, stride=stride, padding=padding))
 
     def direct() -> None:
-        y = F.conv2d(x, w, stride=s.stride, padding=s.padding)
-        y.backward(torch.ones_like(y))
+        y = F.conv2d(x, w, stride=stride, padding=padding)
+        y.backward(gy)
+
+    def forward() -> None:
+        with torch.no_grad():
+            F.conv2d(x, w, stride=stride, padding=padding)
+
+    def input_grad() -> None:
+        torch.ops.aten.convolution_backward(gy, x, w, None, stride, padding, (1, 1), False, (0, 0), 1,
+                                            (True, False, False))
 
     def im2col() -> None:  # the model's own im2col paths
-        y = conv2d(layout, x, w, None, (s.stride, s.stride), (s.padding, s.padding))
-        y.backward(torch.ones_like(y))
+        y = conv2d(layout, x, w, None, stride, padding)
+        y.backward(gy)
 
-    return im2col if layout in (IM2COL, IM2COL_CL) else direct
+    if layout in (IM2COL, IM2COL_CL):
+        return im2col
+    return {PASSES[0]: direct, PASSES[1]: forward, PASSES[2]: input_grad}[passes]
 
 
 def _linear_fn(s: LayerShape, device: torch.device, dtype: torch.dtype) -> Callable[[], None]:
@@ -157,9 +178,14 @@ def candidate_rates(shapes: list[LayerShape], device: torch.device, dtype: torch
              for n in sizes]
     direct = "cuDNN conv" if device.type == "cuda" else "oneDNN conv"
     for s in [s for s in shapes if s.kind == "conv"][:max_convs]:
-        for layout in ("contiguous", "channels-last", IM2COL, IM2COL_CL):
-            name = f"{layout} + {gemm}" if layout in (IM2COL, IM2COL_CL) else f"{direct} {layout}"
-            rates.append(KernelRate(name, s.label(), time_rate(_conv_fn(s, device, dtype, layout), device, seconds)))
+        for layout in ("contiguous", "channels-last"):
+            for passes in PASSES:
+                name = f"{direct} {layout}" + ("" if passes == PASSES[0] else f" ({passes} alone)")
+                rates.append(KernelRate(name, s.label(), time_rate(_conv_fn(s, device, dtype, layout, passes),
+                                                                   device, seconds)))
+        for layout in (IM2COL, IM2COL_CL):
+            rates.append(KernelRate(f"{layout} + {gemm}", s.label(),
+                                    time_rate(_conv_fn(s, device, dtype, layout), device, seconds)))
     for s in [s for s in shapes if s.kind == "linear"][:2]:
         rates.append(KernelRate(f"{gemm} (dense)", s.label(), time_rate(_linear_fn(s, device, dtype), device,
                                                                           seconds)))

@@ -8,6 +8,10 @@ Which kernel runs a convolution fastest depends on its shape, the CPU and the th
 - ``im2col``: unfold + one GEMM, (B*Ho*Wo, Cin*kh*kw) @ (Cin*kh*kw, Cout), the weight used as it is stored;
 - ``im2col-cl``: the same GEMM over patches gathered channels-last, (B*Ho*Wo, kh*kw*Cin) @ (kh*kw*Cin, Cout):
   cheaper patches, but the weight is reordered unless it is stored channels-last;
+- ``split-wconv``: oneDNN's direct convolution (channels-last) for the forward and for the input gradient, the
+  weight gradient as one more forward convolution, over the batch: oneDNN's own weight-gradient kernel is the
+  slowest of its three on some CPUs, while its forward kernel is its fastest;
+- ``split-wgemm``: the same, the weight gradient as one GEMM over channels-last patches;
 - ``gemm-1x1``: a 1x1 convolution (stride 1, no padding) as one GEMM over the channels.
 
 :func:`plan_kernels` runs the model once; before a planned convolution runs on an input it has no choice for, a
@@ -46,12 +50,15 @@ DIRECT = "direct"
 CHANNELS_LAST = "channels-last"
 IM2COL = "im2col"
 IM2COL_CL = "im2col-cl"
+SPLIT_WCONV = "split-wconv"
+SPLIT_WGEMM = "split-wgemm"
 GEMM_1X1 = "gemm-1x1"
-PATHS = (DIRECT, CHANNELS_LAST, IM2COL, IM2COL_CL, GEMM_1X1)
+PATHS = (DIRECT, CHANNELS_LAST, IM2COL, IM2COL_CL, SPLIT_WCONV, SPLIT_WGEMM, GEMM_1X1)
+PATCH_PATHS = (IM2COL, IM2COL_CL, SPLIT_WGEMM)  # the paths that build an im2col matrix
 
 TINY_SPATIAL = 16  # the fixed rule: output H*W at or below which a convolution runs as im2col + GEMM
 KERNEL_ATTR = "kernel_paths"  # a planned module's choices: dispatch key -> path
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the split paths are candidates (choices made without them are timed again)
 STEP_PREFIX = "step "  # cache keys of whole-step verdicts (:func:`check_plan`)
 VERDICTS = ("plan", "rule")
 
@@ -63,6 +70,19 @@ def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
+def cl_patches(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+               ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """The im2col matrix of ``x`` (B, Cin, H, W) gathered channels-last, (B*Ho*Wo, kh*kw*Cin) (one copy), with the
+    output size (Ho, Wo) and the padded input size (Hp, Wp)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
+    xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph)).contiguous()  # (B, Hp, Wp, Cin)
+    hp, wp = xp.shape[1], xp.shape[2]
+    cols = xp.as_strided((n, ho, wo, kh, kw, c), (hp * wp * c, sh * wp * c, sw * c, wp * c, c, 1))
+    return cols.reshape(n * ho * wo, kh * kw * c), (ho, wo), (hp, wp)
+
+
 class _Im2colConv(torch.autograd.Function):
     """Convolution as one GEMM over channels-last patches: forward (B*Ho*Wo, kh*kw*Cin) @ (kh*kw*Cin, Cout);
     backward the two GEMMs of the gradients, then the input gradient as kh*kw strided adds (col2im)."""
@@ -72,12 +92,7 @@ class _Im2colConv(torch.autograd.Function):
                 stride: tuple[int, int], padding: tuple[int, int]) -> torch.Tensor:
         n, c, h, w = x.shape
         cout, _, kh, kw = weight.shape
-        (sh, sw), (ph, pw) = stride, padding
-        ho, wo = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-        xp = F.pad(x.permute(0, 2, 3, 1), (0, 0, pw, pw, ph, ph)).contiguous()  # (B, Hp, Wp, Cin)
-        hp, wp = xp.shape[1], xp.shape[2]
-        cols = xp.as_strided((n, ho, wo, kh, kw, c), (hp * wp * c, sh * wp * c, sw * c, wp * c, c, 1))
-        cols = cols.reshape(n * ho * wo, kh * kw * c)
+        cols, (ho, wo), (hp, wp) = cl_patches(x, (kh, kw), stride, padding)
         wk = weight.permute(0, 2, 3, 1).reshape(cout, kh * kw * c)  # a view when the weight is channels-last
         y = cols @ wk.t() if bias is None else torch.addmm(bias, cols, wk.t())
         ctx.save_for_backward(cols, wk)
@@ -128,6 +143,68 @@ def im2col_cl_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return _Im2colConv.apply(x, weight, bias, tuple(stride), tuple(padding))
 
 
+def weight_grad_by_conv(x: torch.Tensor, gy: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                        padding: tuple[int, int]) -> torch.Tensor:
+    """The weight gradient of a convolution as one forward convolution over the batch: the input with batch and
+    channels swapped, (Cin, B, H, W), convolved with the output gradient as the kernel, (Cout, B, Ho, Wo), dilated by
+    the stride, gives (Cin, Cout, >=kh, >=kw); its first kh x kw taps, transposed, are (Cout, Cin, kh, kw)."""
+    fmt = torch.channels_last
+    xt = x.transpose(0, 1).contiguous(memory_format=fmt)
+    gt = gy.transpose(0, 1).contiguous(memory_format=fmt)
+    out = F.conv2d(xt, gt, None, 1, padding, stride)
+    return out[:, :, : kernel[0], : kernel[1]].transpose(0, 1)
+
+
+def weight_grad_by_gemm(x: torch.Tensor, gy: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int],
+                        padding: tuple[int, int]) -> torch.Tensor:
+    """The weight gradient of a convolution as one GEMM: (Cout, B*Ho*Wo) @ (B*Ho*Wo, kh*kw*Cin) over the input's
+    channels-last patches; the result is already in a channels-last weight's layout (the transposed GEMM is a few
+    per cent faster alone, but its result needs a transposing copy into the weight's layout)."""
+    cols, _, _ = cl_patches(x, kernel, stride, padding)
+    cout = gy.shape[1]
+    gy2 = gy.permute(0, 2, 3, 1).reshape(-1, cout)
+    return (gy2.t() @ cols).view(cout, kernel[0], kernel[1], x.shape[1]).permute(0, 3, 1, 2)
+
+
+class _SplitConv(torch.autograd.Function):
+    """oneDNN's direct convolution (channels-last) for the forward and the input gradient; the weight gradient by
+    ``weight_grad`` (:func:`weight_grad_by_conv` or :func:`weight_grad_by_gemm`), returned in the weight's layout."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride: tuple[int, int], padding: tuple[int, int],
+                weight_grad: Callable[..., torch.Tensor]) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        ctx.save_for_backward(x, weight)
+        ctx.conf = (stride, padding, weight_grad, bias is not None)
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, gy: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, padding, weight_grad, has_bias = ctx.conf
+        gy = gy.contiguous(memory_format=torch.channels_last)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.ops.aten.convolution_backward(gy, x, weight, None, stride, padding, (1, 1), False, (0, 0), 1,
+                                                     (True, False, False))[0]
+        if ctx.needs_input_grad[1]:
+            fmt = torch.channels_last if is_channels_last(weight) else torch.contiguous_format
+            gw = weight_grad(x, gy, tuple(weight.shape[2:]), stride, padding).contiguous(memory_format=fmt)
+        if has_bias and ctx.needs_input_grad[2]:
+            gb = gy.sum((0, 2, 3))
+        return gx, gw, gb, None, None, None
+
+
+def split_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
+                 padding: tuple[int, int], weight_grad: Callable[..., torch.Tensor] = weight_grad_by_conv
+                 ) -> torch.Tensor:
+    """Convolution by oneDNN's forward kernel (channels-last), its input gradient by oneDNN, its weight gradient
+    by ``weight_grad``; the output is channels-last."""
+    return _SplitConv.apply(x, weight, bias, tuple(stride), tuple(padding), weight_grad)
+
+
 def gemm_conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 1x1 convolution (stride 1, no padding) as one GEMM over the channels, in the input's layout."""
     w2 = weight.reshape(weight.shape[0], weight.shape[1])
@@ -151,6 +228,10 @@ def conv2d(path: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         return im2col_conv2d(x, weight, bias, stride, padding)
     if path == IM2COL_CL:
         return im2col_cl_conv2d(x, weight, bias, stride, padding)
+    if path == SPLIT_WCONV:
+        return split_conv2d(x, weight, bias, stride, padding, weight_grad_by_conv)
+    if path == SPLIT_WGEMM:
+        return split_conv2d(x, weight, bias, stride, padding, weight_grad_by_gemm)
     if path == GEMM_1X1:
         return gemm_conv1x1(x, weight, bias)
     raise ValueError(f"unknown convolution path {path!r}; one of {', '.join(PATHS)}")
@@ -296,15 +377,17 @@ def conv_calls(model: nn.Module, run: Callable[[], object]) -> dict[ConvCall, li
 @dataclass(frozen=True)
 class KernelSearch:
     """How candidates are timed (:func:`time_call`): the best of a first run and ``reps`` more runs of forward +
-    backward; a candidate whose first run takes ``give_up`` x the best first run gets no more runs; im2col paths
-    are skipped when their matrix would exceed ``max_im2col_bytes``."""
+    backward; a candidate whose first run takes ``give_up`` x the best first run gets no more runs; paths that build
+    an im2col matrix are skipped when it would exceed ``max_im2col_bytes``."""
 
     reps: int = 2
     give_up: float = 2.0
     max_im2col_bytes: int = 1 << 28
 
 
-def _call_tensors(call: ConvCall, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def call_tensors(call: ConvCall, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Random input, weight and bias of ``call`` in its shapes, layouts and dtype (the input needing a gradient when
+    the call does; the weight and bias always)."""
     g = torch.Generator().manual_seed(seed)
     dtype = getattr(torch, call.dtype)
     fmt = torch.channels_last if call.channels_last else torch.contiguous_format
@@ -332,11 +415,11 @@ def time_call(call: ConvCall, search: KernelSearch = KernelSearch(), paths: tupl
               ) -> dict[str, float]:
     """Best seconds of forward + backward of each candidate path of ``call`` (or of ``paths``), with the threads
     as set. The paths take turns, so a burst of other load on the machine slows them alike: one run each, then
-    ``search.reps`` more rounds of those not ``search.give_up`` x slower than the best. im2col paths are left out
-    when their matrix would exceed ``search.max_im2col_bytes``."""
+    ``search.reps`` more rounds of those not ``search.give_up`` x slower than the best. Paths that build an im2col
+    matrix are left out when it would exceed ``search.max_im2col_bytes``."""
     big = call.im2col_bytes() > search.max_im2col_bytes
-    todo = [p for p in (paths or call.candidates()) if not (big and p in (IM2COL, IM2COL_CL))]
-    tensors = _call_tensors(call)
+    todo = [p for p in (paths or call.candidates()) if not (big and p in PATCH_PATHS)]
+    tensors = call_tensors(call)
     seconds = {p: _run_once(call, p, tensors) for p in todo}
     alive = [p for p in todo if seconds[p] <= search.give_up * min(seconds.values())]
     for _ in range(search.reps):

@@ -59,7 +59,7 @@ def test_every_path_matches_conv2d_outputs_and_gradients(shape, bias, layout):
         for got, want in zip(_grads(y, inputs), ref_grads, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=path)
     x.requires_grad_(False)  # the first layer: no input gradient
-    for path in (K.IM2COL, K.IM2COL_CL):
+    for path in (K.IM2COL, K.IM2COL_CL, K.SPLIT_WCONV, K.SPLIT_WGEMM):
         y = K.conv2d(path, x, w, b, (stride, stride), (padding, padding))
         for got, want in zip(_grads(y, inputs[1:]), ref_grads[1:], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=path)
@@ -187,12 +187,14 @@ def test_no_cache_writes_nothing_and_cache_file_follows_the_environment(tmp_path
 def test_timing_takes_turns_and_gives_up_on_clearly_slower_paths(monkeypatch):
     call = K.ConvCall((2, 4, 8, 8), (4, 4, 3, 3), padding=(1, 1))
     assert K.time_path(call, K.DIRECT, K.KernelSearch(reps=2)) > 0
-    cost = {K.DIRECT: 1.0, K.CHANNELS_LAST: 1.5, K.IM2COL: 5.0, K.IM2COL_CL: 0.9}
+    cost = {K.DIRECT: 1.0, K.CHANNELS_LAST: 1.5, K.IM2COL: 5.0, K.IM2COL_CL: 0.9, K.SPLIT_WCONV: 1.2,
+            K.SPLIT_WGEMM: 2.5}
     runs: list[str] = []
     monkeypatch.setattr(K, "_run_once", lambda c, path, t: runs.append(path) or cost[path])
     seconds = K.time_call(call, K.KernelSearch(reps=2, give_up=2.0))
     assert seconds == cost and K.fastest(seconds) == K.IM2COL_CL
-    assert runs == [K.DIRECT, K.CHANNELS_LAST, K.IM2COL, K.IM2COL_CL] + [K.DIRECT, K.CHANNELS_LAST, K.IM2COL_CL] * 2
+    assert runs == list(cost) + [K.DIRECT, K.CHANNELS_LAST, K.IM2COL_CL, K.SPLIT_WCONV] * 2
     monkeypatch.undo()
     assert K.fastest({K.IM2COL: 1.0, K.DIRECT: 1.0, K.CHANNELS_LAST: 2.0}) == K.DIRECT
-    assert set(K.time_call(call, K.KernelSearch(reps=1, max_im2col_bytes=16))) == {K.DIRECT, K.CHANNELS_LAST}
+    assert set(K.time_call(call, K.KernelSearch(reps=1, max_im2col_bytes=16))) == {K.DIRECT, K.CHANNELS_LAST,
+                                                                                     K.SPLIT_WCONV}
