@@ -267,6 +267,12 @@ def print_layers(row: dict) -> None:
         rate = "" if r["over_ceiling"] != r["over_ceiling"] else f"{r['over_ceiling']:.2f}"
         passes = " ".join(f"{f'{k} {v:.2f}':<20}" for k, v in r["passes"].values())
         print(f"#   {r['layer']:<44} {r['path']:<14} {r['share']:>6.1%} {rate:>6}  {passes}".rstrip())
+    convs = [r for r in row["layers"] if r["passes"]]
+    share = sum(r["share"] for r in convs)
+    if share > 0:
+        alone = sum(r["share"] * r["over_ceiling"] for r in convs) / share
+        print(f"#   the convolutions alone run at {alone:.2f} of the ceiling; with the rest of the step free the ratio "
+              f"would be at most {row['value'] / share:.2f}")
 
 
 def main() -> None:

@@ -469,8 +469,8 @@ def machine_key(threads: int | None = None) -> str:
 
 def read_cache(path: Path) -> dict[str, dict[str, str]]:
     """Machine key -> call key -> path (and whole-step key -> verdict) from ``path``; empty when there is no
-    file, and (with a warning) when the file is not a kernel cache this version understands. Unknown paths are
-    dropped."""
+    file or an earlier version's file (its choices were made among fewer kernels), and (with a warning) when the
+    file is not a kernel cache this version understands. Unknown paths are dropped."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -478,7 +478,11 @@ def read_cache(path: Path) -> dict[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         log.warning("ignoring the kernel cache %s: %s", path, exc)
         return {}
-    machines = data.get("machines") if isinstance(data, dict) and data.get("version") == CACHE_VERSION else None
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and 0 < version < CACHE_VERSION:  # an earlier release's choices: timed again
+        log.info("kernel choices in %s were made among fewer kernels: timing them again", path)
+        return {}
+    machines = data.get("machines") if version == CACHE_VERSION else None
     if not isinstance(machines, dict):
         log.warning("ignoring the kernel cache %s: not a version %d kernel cache", path, CACHE_VERSION)
         return {}

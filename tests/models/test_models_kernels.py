@@ -160,6 +160,18 @@ def test_a_broken_cache_is_ignored_with_a_warning_and_replaced(tmp_path, caplog,
     assert json.loads(path.read_text())["version"] == K.CACHE_VERSION
 
 
+def test_an_earlier_versions_cache_is_timed_again_quietly_and_replaced(tmp_path, caplog):
+    model, forward = _tiny_model()
+    path = K.cache_file(tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": K.CACHE_VERSION - 1, "machines": {K.machine_key(): {"x": K.DIRECT}}}))
+    with caplog.at_level(logging.WARNING):
+        plan = K.plan_kernels(model, forward, path, FAST)
+    assert "ignoring" not in caplog.text and all(c.seconds for c in plan.choices)
+    data = json.loads(path.read_text())
+    assert data["version"] == K.CACHE_VERSION and "x" not in data["machines"][K.machine_key()]
+
+
 def test_cache_entries_with_unknown_or_unfit_paths_are_retimed(tmp_path):
     model, forward = _tiny_model()
     path = K.cache_file(tmp_path)
