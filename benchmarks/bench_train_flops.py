@@ -1,7 +1,7 @@
 """Training FLOP rate of SAEHD: FLOPs per iteration (torch's flop counter over forward + backward of a train step)
 times iterations per second, over the true ceiling: the best rate, measured in the same run with the same threads,
-of the kernels the model could use for its own layers (GEMM, direct convolution in both layouts, im2col + GEMM;
-``ceiling.py``). Each row names the kernel and shape that set the ceiling; ``--candidates`` lists them all.
+of the kernels the model could use for its own layers (GEMM, direct convolution in both layouts, forward + backward
+and each pass alone, im2col + GEMM; ``ceiling.py``). Each row names the kernel and shape that set the ceiling; ``--candidates`` lists them all.
 
 CPU: full SAEHD (liae-ud defaults) at res 64, batch 8, fp32; 2 threads and 1 thread.
 CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and cuDNN convolution.
@@ -9,6 +9,7 @@ CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and 
     python benchmarks/bench_train_flops.py [--quick] [--resolution 64] [--batch 8] [--archi liae-ud] [--layers]
                                            [--channels-last | --no-channels-last] [--no-kernel-choice] [--no-kernel-check]
                                            [--candidates]
+    python benchmarks/bench_train_flops.py --compare-paths split-wgemm,split-wconv [--quick]
 
 On CPU the model is set up as ``train`` sets it up: convolution weights in channels-last memory
 (``--no-channels-last``: contiguous), and each convolution's kernel chosen by timing the candidates in this run
@@ -18,6 +19,9 @@ its share of the step time and its rate over the ceiling (its forward + backward
 passes (forward, input gradient, weight gradient) the best of the kernels tried for it alone and its rate over the
 ceiling, which shows what holds the layer back; and the rest of the step (dense layers, element-wise work, losses,
 optimizer).
+
+``--compare-paths P[,P]`` prints instead, for 2 and 1 threads, the median whole-step time with kernels chosen
+without those paths over the median with all of them, both plans made and their steps alternated in one run.
 
 The process runs as ``python main.py train`` does: OpenMP's short spin-wait set before torch is imported and the
 allocator keeping freed memory (``facelab/utils/runtime.py``); a script importing ``run`` must call
@@ -49,6 +53,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from facelab.models import create_model  # noqa: E402
 from facelab.models.batch import Batch  # noqa: E402
 from facelab.models.kernels import (  # noqa: E402
+    KERNEL_ATTR,
+    PATHS,
     ConvCall,
     KernelSearch,
     call_path,
@@ -57,6 +63,8 @@ from facelab.models.kernels import (  # noqa: E402
     cl_patches,
     conv_calls,
     plan_kernels,
+    plannable,
+    set_kernel_paths,
     time_path,
     weight_grad_by_conv,
     weight_grad_by_gemm,
@@ -246,6 +254,38 @@ def measure(threads: int | None, device: torch.device, quick: bool, setup: Setup
     }
 
 
+def compare_paths(left_out: tuple[str, ...], threads: int, quick: bool, setup: Setup = Setup()) -> dict[str, Any]:
+    """Whole training steps with kernels chosen among all paths against kernels chosen without ``left_out``, in one
+    run with ``threads`` threads: both plans timed here, then steps alternated (5 each, 3 with ``quick``); the
+    ratio is the median step time without those paths over the median with them (above 1: they help)."""
+    torch.set_num_threads(threads)
+    model, step, forward = build(setup, torch.device("cpu"))
+    planned = lambda: {m: dict(getattr(m, KERNEL_ATTR)) for m in model.modules() if plannable(m)}  # noqa: E731
+    plan_kernels(model, forward, search=KernelSearch(exclude=left_out))
+    without = planned()
+    plan_kernels(model, forward)
+    with_all = planned()
+
+    def timed(plan: dict) -> float:
+        for m, paths in plan.items():
+            set_kernel_paths(m, paths)
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    timed(without), timed(with_all)  # warm-up
+    a, b = [], []
+    for _ in range(3 if quick else 5):
+        a.append(timed(without))
+        b.append(timed(with_all))
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    return {"name": f"step_time_without_over_with_{'+'.join(left_out)}_{threads}threads", "value": med(a) / med(b),
+            "target": "> 1", "unit": "ratio", "device": device_name(torch.device("cpu")),
+            "detail": f"saehd {setup.archi} res {setup.resolution} batch {setup.batch}: median step "
+                      f"{1000 * med(a):.0f} ms with kernels chosen without {', '.join(left_out)}, "
+                      f"{1000 * med(b):.0f} ms with them"}
+
+
 def run(quick: bool = False, setup: Setup = Setup()) -> list[dict]:
     """Ratios on CUDA when present, else on the CPU with 2 threads and with 1 thread."""
     if torch.cuda.is_available():
@@ -294,7 +334,18 @@ def main() -> None:
                              "(train --no-kernel-check)")
     parser.add_argument("--layers", action="store_true", help="also print the per-layer table of each row")
     parser.add_argument("--candidates", action="store_true", help="also list every ceiling candidate's rate")
+    parser.add_argument("--compare-paths", metavar="PATH[,PATH]",
+                        help="instead: whole steps with kernels chosen among all paths against kernels chosen "
+                             "without these (e.g. split-wgemm,split-wconv), 2 and 1 threads")
     args = parser.parse_args()
+    if args.compare_paths:
+        left_out = tuple(p.strip() for p in args.compare_paths.split(",") if p.strip())
+        unknown = [p for p in left_out if p not in PATHS]
+        if unknown:
+            parser.error(f"unknown kernel paths {unknown}; one of {', '.join(PATHS)}")
+        keep_freed_memory()
+        print_rows([compare_paths(left_out, t, args.quick) for t in (2, 1)])
+        return
     rows = run(args.quick, Setup(args.resolution, args.batch, args.archi, not args.no_kernel_choice,
                                  not args.no_kernel_check, not args.no_channels_last, args.channels_last,
                                  args.layers))

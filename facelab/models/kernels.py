@@ -378,11 +378,12 @@ def conv_calls(model: nn.Module, run: Callable[[], object]) -> dict[ConvCall, li
 class KernelSearch:
     """How candidates are timed (:func:`time_call`): the best of a first run and ``reps`` more runs of forward +
     backward; a candidate whose first run takes ``give_up`` x the best first run gets no more runs; paths that build
-    an im2col matrix are skipped when it would exceed ``max_im2col_bytes``."""
+    an im2col matrix are skipped when it would exceed ``max_im2col_bytes``; paths in ``exclude`` are never tried."""
 
     reps: int = 2
     give_up: float = 2.0
     max_im2col_bytes: int = 1 << 28
+    exclude: tuple[str, ...] = ()
 
 
 def call_tensors(call: ConvCall, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -418,7 +419,7 @@ def time_call(call: ConvCall, search: KernelSearch = KernelSearch(), paths: tupl
     ``search.reps`` more rounds of those not ``search.give_up`` x slower than the best. Paths that build an im2col
     matrix are left out when it would exceed ``search.max_im2col_bytes``."""
     big = call.im2col_bytes() > search.max_im2col_bytes
-    todo = [p for p in (paths or call.candidates()) if not (big and p in PATCH_PATHS)]
+    todo = [p for p in (paths or call.candidates()) if p not in search.exclude and not (big and p in PATCH_PATHS)]
     tensors = call_tensors(call)
     seconds = {p: _run_once(call, p, tensors) for p in todo}
     alive = [p for p in todo if seconds[p] <= search.give_up * min(seconds.values())]

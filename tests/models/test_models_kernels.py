@@ -210,3 +210,5 @@ def test_timing_takes_turns_and_gives_up_on_clearly_slower_paths(monkeypatch):
     assert K.fastest({K.IM2COL: 1.0, K.DIRECT: 1.0, K.CHANNELS_LAST: 2.0}) == K.DIRECT
     assert set(K.time_call(call, K.KernelSearch(reps=1, max_im2col_bytes=16))) == {K.DIRECT, K.CHANNELS_LAST,
                                                                                      K.SPLIT_WCONV}
+    assert set(K.time_call(call, K.KernelSearch(reps=1, exclude=(K.SPLIT_WCONV, K.SPLIT_WGEMM)))) == {
+        K.DIRECT, K.CHANNELS_LAST, K.IM2COL, K.IM2COL_CL}
