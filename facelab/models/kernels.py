@@ -55,6 +55,7 @@ SPLIT_WGEMM = "split-wgemm"
 GEMM_1X1 = "gemm-1x1"
 PATHS = (DIRECT, CHANNELS_LAST, IM2COL, IM2COL_CL, SPLIT_WCONV, SPLIT_WGEMM, GEMM_1X1)
 PATCH_PATHS = (IM2COL, IM2COL_CL, SPLIT_WGEMM)  # the paths that build an im2col matrix
+OWN_BACKWARD = (IM2COL_CL, SPLIT_WCONV, SPLIT_WGEMM)  # the paths that are autograd Functions of their own
 
 TINY_SPATIAL = 16  # the fixed rule: output H*W at or below which a convolution runs as im2col + GEMM
 KERNEL_ATTR = "kernel_paths"  # a planned module's choices: dispatch key -> path
@@ -219,7 +220,15 @@ def gemm_conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 
 def conv2d(path: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
            padding: tuple[int, int]) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1) computed by kernel ``path``."""
+    """``F.conv2d(x, weight, bias, stride, padding)`` (groups 1, dilation 1) computed by kernel ``path``.
+
+    Under CPU autocast the paths with their own backward (:data:`OWN_BACKWARD`) run on inputs cast to the autocast
+    dtype, as autocast runs a convolution; their gradients come back in each input's dtype."""
+    if path in OWN_BACKWARD and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
+        with torch.autocast("cpu", enabled=False):
+            return conv2d(path, x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype), stride,
+                          padding)
     if path == DIRECT:
         return F.conv2d(x, weight, bias, stride, padding)
     if path == CHANNELS_LAST:

@@ -65,6 +65,25 @@ def test_every_path_matches_conv2d_outputs_and_gradients(shape, bias, layout):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=path)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "all-channels-last"])
+def test_every_path_runs_under_cpu_bf16_autocast_like_conv2d(layout):
+    """``train --mixed-precision`` on CPU: each path computes in bf16 as autocast's own convolution does, and the
+    float32 weights get float32 gradients."""
+    x, w, b = (t.detach().float().requires_grad_() for t in _case(SHAPES[0], True, layout))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x, w, b, 1, 1)
+    ref_grads = _grads(ref.float(), [x, w, b])
+    for path in K.ConvCall(tuple(x.shape), tuple(w.shape), padding=(1, 1)).candidates():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = K.conv2d(path, x, w, b, (1, 1), (1, 1))
+        assert y.dtype == ref.dtype == torch.bfloat16, path
+        torch.testing.assert_close(y.float(), ref.float(), rtol=0.02, atol=0.05, msg=path)
+        grads = _grads(y.float(), [x, w, b])
+        for got, want in zip(grads, ref_grads, strict=True):
+            assert got.dtype == torch.float32, path
+            torch.testing.assert_close(got, want, rtol=0.02, atol=0.1, msg=path)
+
+
 def test_im2col_gradients_pass_gradcheck():
     x, w, b = _case(SHAPES[1], True, "contiguous")
     x, w, b = x[:1, :3, :6, :5].detach().requires_grad_(), w[:2, :3].detach().requires_grad_(), b[:2].detach()
