@@ -13,7 +13,7 @@ CUDA: the same model in bf16 mixed precision, against bf16 tensor-core GEMM and 
 
 On CPU the model is set up as ``train`` sets it up: convolution weights in channels-last memory
 (``--no-channels-last``: contiguous), and each convolution's kernel chosen by timing the candidates in this run
-with these threads (``facelab/models/kernels.py``, no cache; ``--no-kernel-choice``: the fixed rule). Each row
+with these threads (``facelab/models/kernels.py``, paths in ``conv_paths.py``, no cache; ``--no-kernel-choice``: the fixed rule). Each row
 is followed by the kernel each convolution got; ``--layers`` adds a table per row: each convolution call, its path,
 its share of the step time and its rate over the ceiling (its forward + backward timed alone), then for each of its
 passes (forward, input gradient, weight gradient) the best of the kernels tried for it alone and its rate over the
@@ -52,22 +52,19 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facelab.models import create_model  # noqa: E402
 from facelab.models.batch import Batch  # noqa: E402
+from facelab.models.conv_paths import PATHS, cl_patches, weight_grad_by_conv, weight_grad_by_gemm  # noqa: E402
 from facelab.models.kernels import (  # noqa: E402
     KERNEL_ATTR,
-    PATHS,
     ConvCall,
     KernelSearch,
     call_path,
     call_tensors,
     check_plan,
-    cl_patches,
     conv_calls,
     plan_kernels,
     plannable,
     set_kernel_paths,
     time_path,
-    weight_grad_by_conv,
-    weight_grad_by_gemm,
 )
 from facelab.train.options import TrainOptions  # noqa: E402
 from facelab.train.step import new_trainee, train_step  # noqa: E402

@@ -7,7 +7,7 @@ Candidates (each timed forward + backward, FLOPs counted by torch's flop counter
 - at the model's own convolution shapes (the largest by FLOPs): oneDNN (cuDNN on CUDA) direct convolution in the
   contiguous and the channels-last layout, forward + backward, and each of its passes alone (the forward; the
   input gradient), and the model's two im2col + one GEMM paths (unfold, and patches gathered channels-last;
-  ``facelab/models/kernels.py``).
+  ``facelab/models/conv_paths.py``).
 
 The passes alone matter: on some CPUs oneDNN's forward kernel outruns MKL's best GEMM, while its weight-gradient
 kernel is far slower, so a forward + backward rate understates what the machine can do. The ceiling is the best
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from facelab.models.kernels import IM2COL, IM2COL_CL, conv2d
+from facelab.models.conv_paths import IM2COL, IM2COL_CL, conv2d
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from facelab.models import conv_paths as P
 from facelab.models import create_model
 from facelab.models import kernels as K
 from facelab.models.saehd.archi import Conv2d
@@ -53,14 +54,14 @@ def test_every_path_matches_conv2d_outputs_and_gradients(shape, bias, layout):
     call = K.ConvCall(tuple(x.shape), ws, (stride, stride), (padding, padding), bias)
     assert call.output_hw == tuple(ref.shape[2:])
     for path in call.candidates():
-        y = K.conv2d(path, x, w, b, (stride, stride), (padding, padding))
+        y = P.conv2d(path, x, w, b, (stride, stride), (padding, padding))
         assert y.shape == ref.shape
         torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10, msg=path)
         for got, want in zip(_grads(y, inputs), ref_grads, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=path)
     x.requires_grad_(False)  # the first layer: no input gradient
-    for path in (K.IM2COL, K.IM2COL_CL, K.SPLIT_WCONV, K.SPLIT_WGEMM):
-        y = K.conv2d(path, x, w, b, (stride, stride), (padding, padding))
+    for path in (P.IM2COL, P.IM2COL_CL, P.SPLIT_WCONV, P.SPLIT_WGEMM):
+        y = P.conv2d(path, x, w, b, (stride, stride), (padding, padding))
         for got, want in zip(_grads(y, inputs[1:]), ref_grads[1:], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=path)
 
@@ -75,7 +76,7 @@ def test_every_path_runs_under_cpu_bf16_autocast_like_conv2d(layout):
     ref_grads = _grads(ref.float(), [x, w, b])
     for path in K.ConvCall(tuple(x.shape), tuple(w.shape), padding=(1, 1)).candidates():
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            y = K.conv2d(path, x, w, b, (1, 1), (1, 1))
+            y = P.conv2d(path, x, w, b, (1, 1), (1, 1))
         assert y.dtype == ref.dtype == torch.bfloat16, path
         torch.testing.assert_close(y.float(), ref.float(), rtol=0.02, atol=0.05, msg=path)
         grads = _grads(y.float(), [x, w, b])
@@ -87,18 +88,18 @@ def test_every_path_runs_under_cpu_bf16_autocast_like_conv2d(layout):
 def test_im2col_gradients_pass_gradcheck():
     x, w, b = _case(SHAPES[1], True, "contiguous")
     x, w, b = x[:1, :3, :6, :5].detach().requires_grad_(), w[:2, :3].detach().requires_grad_(), b[:2].detach()
-    assert torch.autograd.gradcheck(lambda *t: K.im2col_cl_conv2d(*t, (2, 2), (2, 1)), (x, w, b.requires_grad_()))
+    assert torch.autograd.gradcheck(lambda *t: P.im2col_cl_conv2d(*t, (2, 2), (2, 1)), (x, w, b.requires_grad_()))
 
 
 def test_candidates_and_the_fixed_rule():
     one = K.ConvCall((2, 5, 6, 6), (3, 5, 1, 1))
-    assert one.candidates() == K.PATHS
-    assert K.GEMM_1X1 not in K.ConvCall((2, 5, 6, 6), (3, 5, 1, 1), padding=(1, 1)).candidates()
-    assert K.GEMM_1X1 not in K.ConvCall((2, 5, 6, 6), (3, 5, 3, 3)).candidates()
-    assert K.rule_path(K.ConvCall((2, 5, 4, 4), (3, 5, 3, 3), padding=(1, 1))) == K.IM2COL  # 4x4 out
-    assert K.rule_path(K.ConvCall((2, 5, 8, 8), (3, 5, 3, 3), padding=(1, 1))) == K.DIRECT  # 8x8 out
+    assert one.candidates() == P.PATHS
+    assert P.GEMM_1X1 not in K.ConvCall((2, 5, 6, 6), (3, 5, 1, 1), padding=(1, 1)).candidates()
+    assert P.GEMM_1X1 not in K.ConvCall((2, 5, 6, 6), (3, 5, 3, 3)).candidates()
+    assert K.rule_path(K.ConvCall((2, 5, 4, 4), (3, 5, 3, 3), padding=(1, 1))) == P.IM2COL  # 4x4 out
+    assert K.rule_path(K.ConvCall((2, 5, 8, 8), (3, 5, 3, 3), padding=(1, 1))) == P.DIRECT  # 8x8 out
     with pytest.raises(ValueError, match="unknown convolution path"):
-        K.conv2d("winograd", torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1), None, (1, 1), (0, 0))
+        P.conv2d("winograd", torch.zeros(1, 1, 3, 3), torch.zeros(1, 1, 1, 1), None, (1, 1), (0, 0))
 
 
 def test_conv2d_module_runs_its_own_choice_per_input():
@@ -106,8 +107,8 @@ def test_conv2d_module_runs_its_own_choice_per_input():
     conv = Conv2d(4, 6, 3, padding=1)
     x, small = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 2, 2)
     assert conv(x).is_contiguous() and not conv(small).is_contiguous()  # rule: direct; im2col (channels-last out)
-    K.set_kernel_paths(conv, {K.dispatch_key(x): K.IM2COL, K.dispatch_key(small): K.DIRECT})
-    assert K.is_channels_last(conv(x)) and conv(small).is_contiguous()
+    K.set_kernel_paths(conv, {K.dispatch_key(x): P.IM2COL, K.dispatch_key(small): P.DIRECT})
+    assert P.is_channels_last(conv(x)) and conv(small).is_contiguous()
     torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, conv.bias, padding=1), rtol=1e-5, atol=1e-5)
     assert conv(x[:1]).is_contiguous()  # another batch size: no choice, the rule
     with pytest.raises(ValueError, match="unknown convolution paths"):
@@ -137,7 +138,7 @@ def test_plan_sets_a_timed_path_on_every_call_and_keeps_results(tmp_path):
         assert choice.path == min(choice.seconds, key=choice.seconds.get) and set(choice.seconds) <= set(
             call.candidates())
         assert all(K.call_path(m, call) == choice.path for m in modules)
-    assert any(c.call.weight[2:] == (1, 1) and K.GEMM_1X1 in c.seconds for c in plan.choices)
+    assert any(c.call.weight[2:] == (1, 1) and P.GEMM_1X1 in c.seconds for c in plan.choices)
     with torch.no_grad():
         got = forward()
     for key in want:
@@ -183,7 +184,7 @@ def test_an_earlier_versions_cache_is_timed_again_quietly_and_replaced(tmp_path,
     model, forward = _tiny_model()
     path = K.cache_file(tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": K.CACHE_VERSION - 1, "machines": {K.machine_key(): {"x": K.DIRECT}}}))
+    path.write_text(json.dumps({"version": K.CACHE_VERSION - 1, "machines": {K.machine_key(): {"x": P.DIRECT}}}))
     with caplog.at_level(logging.WARNING):
         plan = K.plan_kernels(model, forward, path, FAST)
     assert "ignoring" not in caplog.text and all(c.seconds for c in plan.choices)
@@ -217,17 +218,17 @@ def test_no_cache_writes_nothing_and_cache_file_follows_the_environment(tmp_path
 
 def test_timing_takes_turns_and_gives_up_on_clearly_slower_paths(monkeypatch):
     call = K.ConvCall((2, 4, 8, 8), (4, 4, 3, 3), padding=(1, 1))
-    assert K.time_path(call, K.DIRECT, K.KernelSearch(reps=2)) > 0
-    cost = {K.DIRECT: 1.0, K.CHANNELS_LAST: 1.5, K.IM2COL: 5.0, K.IM2COL_CL: 0.9, K.SPLIT_WCONV: 1.2,
-            K.SPLIT_WGEMM: 2.5}
+    assert K.time_path(call, P.DIRECT, K.KernelSearch(reps=2)) > 0
+    cost = {P.DIRECT: 1.0, P.CHANNELS_LAST: 1.5, P.IM2COL: 5.0, P.IM2COL_CL: 0.9, P.SPLIT_WCONV: 1.2,
+            P.SPLIT_WGEMM: 2.5}
     runs: list[str] = []
     monkeypatch.setattr(K, "_run_once", lambda c, path, t: runs.append(path) or cost[path])
     seconds = K.time_call(call, K.KernelSearch(reps=2, give_up=2.0))
-    assert seconds == cost and K.fastest(seconds) == K.IM2COL_CL
-    assert runs == list(cost) + [K.DIRECT, K.CHANNELS_LAST, K.IM2COL_CL, K.SPLIT_WCONV] * 2
+    assert seconds == cost and K.fastest(seconds) == P.IM2COL_CL
+    assert runs == list(cost) + [P.DIRECT, P.CHANNELS_LAST, P.IM2COL_CL, P.SPLIT_WCONV] * 2
     monkeypatch.undo()
-    assert K.fastest({K.IM2COL: 1.0, K.DIRECT: 1.0, K.CHANNELS_LAST: 2.0}) == K.DIRECT
-    assert set(K.time_call(call, K.KernelSearch(reps=1, max_im2col_bytes=16))) == {K.DIRECT, K.CHANNELS_LAST,
-                                                                                     K.SPLIT_WCONV}
-    assert set(K.time_call(call, K.KernelSearch(reps=1, exclude=(K.SPLIT_WCONV, K.SPLIT_WGEMM)))) == {
-        K.DIRECT, K.CHANNELS_LAST, K.IM2COL, K.IM2COL_CL}
+    assert K.fastest({P.IM2COL: 1.0, P.DIRECT: 1.0, P.CHANNELS_LAST: 2.0}) == P.DIRECT
+    assert set(K.time_call(call, K.KernelSearch(reps=1, max_im2col_bytes=16))) == {P.DIRECT, P.CHANNELS_LAST,
+                                                                                     P.SPLIT_WCONV}
+    assert set(K.time_call(call, K.KernelSearch(reps=1, exclude=(P.SPLIT_WCONV, P.SPLIT_WGEMM)))) == {
+        P.DIRECT, P.CHANNELS_LAST, P.IM2COL, P.IM2COL_CL}

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import torch
 
+from facelab.models import conv_paths as P
 from facelab.models import create_model
 from facelab.models import kernels as K
 from facelab.models.batch import Batch
@@ -84,7 +85,7 @@ def test_training_on_cpu_keeps_weights_channels_last_and_plans_once(tmp_path, al
         train(Workspace(tmp_path / "ws"), name, "saehd", arch, opts, torch.device("cpu"), src_dir=src, dst_dir=dst,
               preview=False)
         weights = _conv_weights(ck.read_checkpoint(tmp_path / "ws" / "model" / name / "ckpt_last.pt")["model"])
-        assert weights and all(K.is_channels_last(w) == on for w in weights)
+        assert weights and all(P.is_channels_last(w) == on for w in weights)
         assert (tmp_path / "cache" / "kernels.json").is_file()  # written by the first run only
         model = load_model(tmp_path / "ws" / "model" / name, "cpu")  # either layout loads into a fresh model
         assert all(w.is_contiguous() for w in _conv_weights(model.state_dict()))
@@ -111,7 +112,7 @@ def _timed_model(slow_path: str):
     run = _run()
     conv = next(m for m in run.model.modules() if K.plannable(m))
     x = torch.rand(1, conv.in_channels, 16, 16)
-    K.set_kernel_paths(conv, {K.dispatch_key(x): K.IM2COL})
+    K.set_kernel_paths(conv, {K.dispatch_key(x): P.IM2COL})
 
     def step() -> None:
         path = K.chosen_path(conv, x)
@@ -122,29 +123,29 @@ def _timed_model(slow_path: str):
 
 
 def test_check_plan_drops_a_plan_slower_than_the_rule():
-    model, conv, step = _timed_model(K.IM2COL)
+    model, conv, step = _timed_model(P.IM2COL)
     check = K.check_plan(model, step, repeats=3)
     assert check.kept == "rule" and check.plan_seconds > check.rule_seconds
     assert getattr(conv, K.KERNEL_ATTR) == {}
 
 
 def test_check_plan_keeps_a_faster_plan():
-    model, conv, step = _timed_model(K.DIRECT)
+    model, conv, step = _timed_model(P.DIRECT)
     check = K.check_plan(model, step, repeats=3)
     assert check.kept == "plan" and check.rule_seconds > check.plan_seconds
-    assert list(getattr(conv, K.KERNEL_ATTR).values()) == [K.IM2COL]
+    assert list(getattr(conv, K.KERNEL_ATTR).values()) == [P.IM2COL]
     assert "keeping the plan" in check.describe()
 
 
 def test_check_plan_verdict_is_cached_so_every_run_makes_the_same_choice(tmp_path):
-    model, conv, slow_plan = _timed_model(K.IM2COL)
+    model, conv, slow_plan = _timed_model(P.IM2COL)
     plan = K.KernelPlan(K.machine_key(), (), 0.0)
     cache = K.cache_file(tmp_path)
     first = K.check_plan(model, slow_plan, plan, cache, repeats=2)
     assert first.kept == "rule" and first.plan_seconds > 0
     stored = json.loads(cache.read_text())["machines"][K.machine_key()]
     assert list(stored.values()) == ["rule"] and list(stored)[0].startswith(K.STEP_PREFIX)
-    model2, conv2, slow_rule = _timed_model(K.DIRECT)  # would keep the plan if it were timed
+    model2, conv2, slow_rule = _timed_model(P.DIRECT)  # would keep the plan if it were timed
     again = K.check_plan(model2, slow_rule, plan, cache)
     assert again.kept == "rule" and again.plan_seconds == 0.0 and "from the cache" in again.describe()
     assert getattr(conv2, K.KERNEL_ATTR) == {}

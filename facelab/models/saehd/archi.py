@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facelab.models import kernels
+from facelab.models import conv_paths, kernels
 
 
 def init_weights(module: nn.Module) -> None:
@@ -41,7 +41,7 @@ class Conv2d(nn.Conv2d):
         if (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or x.device.type != "cpu"
                 or not kernels.plannable(self)):
             return super().forward(x)
-        return kernels.conv2d(kernels.chosen_path(self, x), x, self.weight, self.bias, self.stride, self.padding)
+        return conv_paths.conv2d(kernels.chosen_path(self, x), x, self.weight, self.bias, self.stride, self.padding)
 
 
 def pixel_norm(x: torch.Tensor, dim: int = -1, eps: float = 1e-6) -> torch.Tensor:
