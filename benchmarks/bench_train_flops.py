@@ -52,19 +52,23 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from facelab.models import create_model  # noqa: E402
 from facelab.models.batch import Batch  # noqa: E402
-from facelab.models.conv_paths import PATHS, cl_patches, weight_grad_by_conv, weight_grad_by_gemm  # noqa: E402
+from facelab.models.conv_paths import (  # noqa: E402
+    PATHS,
+    im2col_cl_conv2d,
+    weight_grad_by_conv,
+    weight_grad_by_gemm,
+)
 from facelab.models.kernels import (  # noqa: E402
-    KERNEL_ATTR,
     ConvCall,
     KernelSearch,
     call_path,
     call_tensors,
     check_plan,
     conv_calls,
+    current_plan,
     plan_kernels,
-    plannable,
-    set_kernel_paths,
     time_path,
+    time_plans,
 )
 from facelab.train.options import TrainOptions  # noqa: E402
 from facelab.train.step import new_trainee, train_step  # noqa: E402
@@ -117,14 +121,10 @@ def pass_kernels(call: ConvCall) -> dict[str, dict[str, Callable[[], object]]]:
         grad = gy.contiguous(memory_format=torch.channels_last if inp is cl else torch.contiguous_format)
         return lambda: bwd(grad, inp, w, None, stride, padding, (1, 1), False, (0, 0), 1, mask)
 
-    def patches_gemm() -> object:
-        cols, _, _ = cl_patches(x, kernel, stride, padding)
-        return cols @ w.permute(0, 2, 3, 1).reshape(w.shape[0], -1).t()
-
     return {
         "forward": {"oneDNN": lambda: F.conv2d(x, w, None, stride, padding),
                     "oneDNN-cl": lambda: F.conv2d(cl, w, None, stride, padding),
-                    "im2col-cl GEMM": patches_gemm},
+                    "im2col-cl GEMM": lambda: im2col_cl_conv2d(x, w, None, stride, padding)},
         "input gradient": {"oneDNN": onednn(x, (True, False, False)), "oneDNN-cl": onednn(cl, (True, False, False))},
         "weight gradient": {"oneDNN": onednn(x, (False, True, False)), "oneDNN-cl": onednn(cl, (False, True, False)),
                             "as a conv": lambda: weight_grad_by_conv(cl, gy, kernel, stride, padding),
@@ -257,30 +257,15 @@ def compare_paths(left_out: tuple[str, ...], threads: int, quick: bool, setup: S
     ratio is the median step time without those paths over the median with them (above 1: they help)."""
     torch.set_num_threads(threads)
     model, step, forward = build(setup, torch.device("cpu"))
-    planned = lambda: {m: dict(getattr(m, KERNEL_ATTR)) for m in model.modules() if plannable(m)}  # noqa: E731
     plan_kernels(model, forward, search=KernelSearch(exclude=left_out))
-    without = planned()
+    without = current_plan(model)
     plan_kernels(model, forward)
-    with_all = planned()
-
-    def timed(plan: dict) -> float:
-        for m, paths in plan.items():
-            set_kernel_paths(m, paths)
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
-
-    timed(without), timed(with_all)  # warm-up
-    a, b = [], []
-    for _ in range(3 if quick else 5):
-        a.append(timed(without))
-        b.append(timed(with_all))
-    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
-    return {"name": f"step_time_without_over_with_{'+'.join(left_out)}_{threads}threads", "value": med(a) / med(b),
+    without_s, with_s = time_plans(step, [without, current_plan(model)], 3 if quick else 5)
+    return {"name": f"step_time_without_over_with_{'+'.join(left_out)}_{threads}threads", "value": without_s / with_s,
             "target": "> 1", "unit": "ratio", "device": device_name(torch.device("cpu")),
             "detail": f"saehd {setup.archi} res {setup.resolution} batch {setup.batch}: median step "
-                      f"{1000 * med(a):.0f} ms with kernels chosen without {', '.join(left_out)}, "
-                      f"{1000 * med(b):.0f} ms with them"}
+                      f"{1000 * without_s:.0f} ms with kernels chosen without {', '.join(left_out)}, "
+                      f"{1000 * with_s:.0f} ms with them"}
 
 
 def run(quick: bool = False, setup: Setup = Setup()) -> list[dict]:
@@ -335,17 +320,17 @@ def main() -> None:
                         help="instead: whole steps with kernels chosen among all paths against kernels chosen "
                              "without these (e.g. split-wgemm,split-wconv), 2 and 1 threads")
     args = parser.parse_args()
+    setup = Setup(args.resolution, args.batch, args.archi, not args.no_kernel_choice, not args.no_kernel_check,
+                  not args.no_channels_last, args.channels_last, args.layers)
     if args.compare_paths:
         left_out = tuple(p.strip() for p in args.compare_paths.split(",") if p.strip())
         unknown = [p for p in left_out if p not in PATHS]
         if unknown:
             parser.error(f"unknown kernel paths {unknown}; one of {', '.join(PATHS)}")
         keep_freed_memory()
-        print_rows([compare_paths(left_out, t, args.quick) for t in (2, 1)])
+        print_rows([compare_paths(left_out, t, args.quick, setup) for t in (2, 1)])
         return
-    rows = run(args.quick, Setup(args.resolution, args.batch, args.archi, not args.no_kernel_choice,
-                                 not args.no_kernel_check, not args.no_channels_last, args.channels_last,
-                                 args.layers))
+    rows = run(args.quick, setup)
     print_rows(rows)
     for row in rows:
         if row["kernels"]:

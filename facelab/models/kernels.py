@@ -420,9 +420,35 @@ def step_key(plan: KernelPlan) -> str:
     return STEP_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def _apply(planned: Mapping[nn.Module, Mapping[DispatchKey, str]], use_plan: bool) -> None:
-    for m, paths in planned.items():
-        set_kernel_paths(m, paths if use_plan else {})
+ModulePlan = Mapping[nn.Module, Mapping[DispatchKey, str]]  # planned modules -> their kernel choices
+
+
+def current_plan(model: nn.Module) -> dict[nn.Module, dict[DispatchKey, str]]:
+    """The kernel choices every planned convolution of ``model`` holds now (empty ones: the fixed rule)."""
+    return {m: dict(getattr(m, KERNEL_ATTR)) for m in model.modules() if plannable(m)}
+
+
+def apply_plan(plan: ModulePlan) -> None:
+    for m, paths in plan.items():
+        set_kernel_paths(m, paths)
+
+
+def time_plans(step: Callable[[], object], plans: list[ModulePlan], repeats: int) -> list[float]:
+    """Median seconds of ``step`` under each of ``plans``, the plans taking turns after one warm-up run of each
+    (allocator, first-call dispatch), so a burst of other load slows them alike. The last plan is left applied."""
+    def timed(plan: ModulePlan) -> float:
+        apply_plan(plan)
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    for plan in plans:
+        timed(plan)
+    runs: list[list[float]] = [[] for _ in plans]
+    for _ in range(repeats):
+        for seconds, plan in zip(runs, plans, strict=True):
+            seconds.append(timed(plan))
+    return [_median(seconds) for seconds in runs]
 
 
 def check_plan(model: nn.Module, step: Callable[[], object], plan: KernelPlan | None = None,
@@ -437,29 +463,17 @@ def check_plan(model: nn.Module, step: Callable[[], object], plan: KernelPlan | 
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
-    planned = {m: dict(getattr(m, KERNEL_ATTR)) for m in model.modules() if plannable(m)}
+    planned = current_plan(model)
+    rule = {m: {} for m in planned}
     key = step_key(plan) if plan is not None and cache is not None else None
     machine = plan.machine if plan is not None else machine_key()
     cached = read_cache(cache).get(machine, {}).get(key) if key is not None else None  # type: ignore[arg-type]
     if cached in VERDICTS:
-        _apply(planned, cached == "plan")
+        apply_plan(planned if cached == "plan" else rule)
         return PlanCheck(0.0, 0.0, cached)  # type: ignore[arg-type]
-
-    def timed(use_plan: bool) -> float:
-        _apply(planned, use_plan)
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
-
-    timed(True), timed(False)  # warm-up: allocator, first-call dispatch
-    plan_s: list[float] = []
-    rule_s: list[float] = []
-    for _ in range(repeats):
-        plan_s.append(timed(True))
-        rule_s.append(timed(False))
-    plan_t, rule_t = _median(plan_s), _median(rule_s)
+    plan_t, rule_t = time_plans(step, [planned, rule], repeats)
     kept = "plan" if rule_t >= plan_t * (1.0 - margin) else "rule"
-    _apply(planned, kept == "plan")
+    apply_plan(planned if kept == "plan" else rule)
     if key is not None:
         latest = read_cache(cache)  # type: ignore[arg-type]
         write_cache(cache, {**latest, machine: {**latest.get(machine, {}), key: kept}})  # type: ignore[arg-type]
